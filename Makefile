@@ -1,0 +1,46 @@
+# Forge Course. The two commands are `make lab` and `make test`; the rest are helpers.
+# Both create .venv on first use and reinstall only when pyproject.toml changes.
+
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.forge-course-installed
+JOBS    ?= 2
+
+.PHONY: help install lab test lint unit notebooks grading assign doctor fetch-data bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else "Forge Course needs Python 3.10-3.13; set PYTHON=/path/to/python3.11 and run make again")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the course (only when needed)
+
+lab: install  ## start JupyterLab on the course
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/00_setup_and_environment.ipynb
+
+test: install  ## the whole suite: lint, unit tests, notebooks, grading (offline)
+	$(MAKE) --no-print-directory lint
+	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q tests
+	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --nbval-lax -p no:randomly notebooks
+
+lint: install  ## ruff over the package, tests and benchmarks
+	$(BIN)/python -m ruff check forge_course tests benchmarks
+
+doctor: install  ## check this machine for the course
+	$(BIN)/forge-course doctor
+
+fetch-data: install  ## pre-fill the dataset cache before a workshop
+	$(BIN)/forge-course fetch-data
+
+bench: install  ## run the benchmarks and print their figures
+	@for b in benchmarks/*.py; do echo "== $$b"; FORGE_COURSE_OFFLINE=1 $(BIN)/python $$b || exit 1; done
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,17 @@
+"""Forge Course: helpers for a Jupyter course on deep learning with Keras on TensorFlow.
+
+Importing the package is cheap: TensorFlow loads only when a helper needs it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Quiet TensorFlow's C++ start-up chatter before anything imports it; users may override.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from forge_course.errors import CacheError, DatasetError, ForgeError, GradingError  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["CacheError", "DatasetError", "ForgeError", "GradingError", "__version__"]

@@ -1,0 +1,382 @@
+"""Every dataset the course uses: the Keras cache, a download, or a bundled stand-in.
+
+``load(name)`` returns a :class:`Dataset` and prints one line saying where the data came
+from. Images come from Keras's own cache (``$KERAS_HOME/datasets``, the files that
+``keras.datasets`` writes); when they are not cached, they are downloaded through
+``keras.utils.get_file`` unless ``FORGE_COURSE_OFFLINE=1``. Offline with an empty cache,
+or when the download fails, scikit-learn's bundled handwritten digits stand in, and a
+notice says so: the course never swaps data silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from forge_course.errors import CacheError, DatasetError
+
+__all__ = [
+    "Dataset",
+    "IMAGE_DATASETS",
+    "TABULAR_DATASETS",
+    "cache_dir",
+    "cache_status",
+    "cache_writable",
+    "fetch",
+    "load",
+    "names",
+]
+
+ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+FASHION_FILES = {
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+}
+IMAGE_DATASETS = ("fashion_mnist", "mnist", "digits")
+TABULAR_DATASETS = ("breast_cancer",)
+DOWNLOADABLE = ("fashion_mnist", "mnist")
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Arrays of one dataset, its class names, and where it came from.
+
+    ``source`` names the origin (``"keras cache"``, ``"download"``, ``"bundled"``);
+    ``notice`` is set when a stand-in replaced the data that was asked for.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+    location: str = ""
+    notice: str = ""
+    feature_names: tuple[str, ...] = ()
+
+    @property
+    def train(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.x_train, self.y_train
+
+    @property
+    def test(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.x_test, self.y_test
+
+    @property
+    def stand_in(self) -> bool:
+        """True when this is not the dataset that was asked for."""
+        return bool(self.notice)
+
+    def summary(self) -> str:
+        where = f" ({self.location})" if self.location else ""
+        return (
+            f"{self.name}: {len(self.x_train):,} train / {len(self.x_test):,} test, "
+            f"inputs {self.x_train.shape[1:]}, {len(self.class_names)} classes, "
+            f"from {self.source}{where}"
+        )
+
+
+def names() -> tuple[str, ...]:
+    """Every name :func:`load` accepts."""
+    return IMAGE_DATASETS + TABULAR_DATASETS
+
+
+def cache_dir() -> Path:
+    """Keras's dataset cache: ``$KERAS_HOME/datasets``, by default ``~/.keras/datasets``."""
+    from forge_course.env import home
+
+    return home() / "datasets"
+
+
+def cache_writable(path: Path | None = None) -> bool:
+    """Whether the cache folder exists (or can be made) and can be written."""
+    path = path or cache_dir()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def cache_status() -> dict[str, bool]:
+    """Which downloadable datasets are fully present in the cache."""
+    return {name: all(p.exists() for p in _cache_files(name)) for name in DOWNLOADABLE}
+
+
+def load(
+    name: str,
+    *,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    seed: int = 0,
+    verbose: bool = True,
+) -> Dataset:
+    """Load a dataset by name, from the cache, a download or a bundled stand-in.
+
+    Args:
+        name: one of :func:`names` (``fashion_mnist``, ``mnist``, ``digits``,
+            ``breast_cancer``).
+        max_train: keep at most this many training examples (a seeded random subset).
+        max_test: the same for the test split.
+        seed: the seed of those subsets.
+        verbose: print the one-line summary (a stand-in's notice prints regardless).
+
+    Raises:
+        DatasetError: ``name`` is unknown.
+        CacheError: a cache file is corrupt, or the cache folder cannot be written.
+    """
+    key = name.strip().lower().replace("-", "_")
+    if key not in names():
+        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}")
+    if key == "digits":
+        ds = _digits()
+    elif key == "breast_cancer":
+        ds = _breast_cancer()[0]
+    else:
+        ds = _image_dataset(key)
+    ds = _subsample(ds, max_train, max_test, seed)
+    if ds.notice:
+        print(f"NOTICE: {ds.notice}", file=sys.stderr)
+    if verbose:
+        print(ds.summary())
+    return ds
+
+
+def fetch(name: str) -> Path:
+    """Download one dataset into the Keras cache (for ``forge-course fetch-data``).
+
+    Returns the cached path. Raises :class:`CacheError` when the cache cannot be
+    written and :class:`DatasetError` when the download fails or the name is unknown.
+    """
+    from forge_course.env import offline
+
+    key = name.strip().lower().replace("-", "_")
+    if key not in DOWNLOADABLE:
+        if key in names():
+            return Path("(bundled with scikit-learn)")
+        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}")
+    root = cache_dir()
+    if not cache_writable(root):
+        raise CacheError(
+            f"cannot write the dataset cache {root}; set KERAS_HOME to a writable folder "
+            "(for example `export KERAS_HOME=$HOME/.keras`) and run fetch-data again"
+        )
+    if offline() and not all(p.exists() for p in _cache_files(key)):
+        raise DatasetError(
+            f"FORGE_COURSE_OFFLINE=1 forbids downloading {key}; unset it and try again"
+        )
+    _download(key)
+    _read_cache(key)  # prove the files are whole
+    return _cache_files(key)[0].parent
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _cache_files(name: str) -> list[Path]:
+    if name == "mnist":
+        return [cache_dir() / "mnist.npz"]
+    return [cache_dir() / "fashion-mnist" / f for f in FASHION_FILES.values()]
+
+
+def _image_dataset(name: str) -> Dataset:
+    from forge_course.env import offline
+
+    classes = FASHION_CLASSES if name == "fashion_mnist" else DIGIT_CLASSES
+    files = _cache_files(name)
+    if all(p.exists() for p in files):
+        arrays = _read_cache(name)
+        return Dataset(name, *arrays, classes, "keras cache", str(files[0].parent))
+    if offline():
+        why = f"FORGE_COURSE_OFFLINE=1 and {name} is not in the cache {cache_dir()}"
+        return _stand_in(name, why)
+    try:
+        _download(name)
+    except CacheError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failed download falls back, loudly
+        return _stand_in(name, f"downloading {name} failed ({type(exc).__name__}: {exc})")
+    arrays = _read_cache(name)
+    return Dataset(name, *arrays, classes, "download", str(files[0].parent))
+
+
+def _download(name: str) -> None:
+    import keras
+
+    root = cache_dir()
+    if not cache_writable(root):
+        raise CacheError(
+            f"cannot write the dataset cache {root}; set KERAS_HOME to a writable folder"
+        )
+    home = str(root.parent)
+    if name == "mnist":
+        keras.utils.get_file(
+            "mnist.npz", ORIGIN + "mnist.npz", file_hash=MNIST_SHA256, cache_dir=home
+        )
+        return
+    for fname in FASHION_FILES.values():
+        keras.utils.get_file(
+            fname, ORIGIN + fname, cache_dir=home, cache_subdir="datasets/fashion-mnist"
+        )
+
+
+def _read_cache(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read cached files in the exact formats keras.datasets writes, validating them."""
+    if name == "mnist":
+        path = _cache_files("mnist")[0]
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = tuple(f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise _corrupt(path, "mnist", exc) from None
+        _check_pairs(path, "mnist", arrays)
+        return arrays
+    out = {}
+    for key, fname in FASHION_FILES.items():
+        path = cache_dir() / "fashion-mnist" / fname
+        try:
+            out[key] = _read_idx(path, images=key.startswith("x"))
+        except (OSError, ValueError, EOFError) as exc:
+            raise _corrupt(path, "fashion_mnist", exc) from None
+    arrays = (out["x_train"], out["y_train"], out["x_test"], out["y_test"])
+    _check_pairs(cache_dir() / "fashion-mnist", "fashion_mnist", arrays)
+    return arrays
+
+
+def _read_idx(path: Path, *, images: bool) -> np.ndarray:
+    """Parse a gzipped IDX file (the MNIST family's format) and check its header."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    magic, want = (2051, 16) if images else (2049, 8)
+    if len(raw) < want or int.from_bytes(raw[:4], "big") != magic:
+        raise ValueError(f"not an IDX {'image' if images else 'label'} file")
+    count = int.from_bytes(raw[4:8], "big")
+    body = np.frombuffer(raw, np.uint8, offset=want)
+    if images:
+        rows, cols = int.from_bytes(raw[8:12], "big"), int.from_bytes(raw[12:16], "big")
+        if body.size != count * rows * cols:
+            raise ValueError(f"header says {count} images of {rows}x{cols}, data is truncated")
+        return body.reshape(count, rows, cols)
+    if body.size != count:
+        raise ValueError(f"header says {count} labels, found {body.size}")
+    return body
+
+
+def _check_pairs(path: Path, name: str, arrays: tuple) -> None:
+    x_train, y_train, x_test, y_test = arrays
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise _corrupt(path, name, ValueError("images and labels differ in number"))
+
+
+def _corrupt(path: Path, name: str, exc: BaseException) -> CacheError:
+    return CacheError(
+        f"the cached file {path} is corrupt ({exc}); delete it and run "
+        f"`forge-course fetch-data {name}` while online (offline, the digits stand in)"
+    )
+
+
+def _stand_in(name: str, why: str) -> Dataset:
+    """scikit-learn's digits, upscaled to 28x28 like MNIST, in place of ``name``."""
+    small = _digits()
+    x_train, x_test = (_to_28x28(x) for x in (small.x_train, small.x_test))
+    notice = (
+        f"{why}; using scikit-learn's bundled handwritten digits (8x8, upscaled to 28x28) "
+        f"instead, so class names are digits. For the real {name}, run "
+        f"`forge-course fetch-data {name}` while online."
+    )
+    return Dataset(
+        name, x_train, small.y_train, x_test, small.y_test, DIGIT_CLASSES,
+        "bundled", "scikit-learn digits", notice,
+    )  # fmt: skip
+
+
+def _to_28x28(images: np.ndarray) -> np.ndarray:
+    """Upscale 8x8 digits 3x (24x24) and pad to 28x28, as MNIST centres its digits."""
+    big = images.repeat(3, axis=1).repeat(3, axis=2)
+    return np.pad(big, ((0, 0), (2, 2), (2, 2)))
+
+
+# --------------------------------------------------------------------------- bundled
+
+
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = np.round(bunch.images * (255 / 16)).astype(np.uint8)
+    labels = bunch.target.astype(np.uint8)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=0.25, stratify=labels, random_state=0
+    )
+    return Dataset(
+        "digits", x_train, y_train, x_test, y_test, DIGIT_CLASSES, "bundled",
+        "scikit-learn digits",
+    )  # fmt: skip
+
+
+def _breast_cancer() -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
+    """Wisconsin breast-cancer data: the 10 'mean' features, standardized, binary labels.
+
+    Split 60/20/20 into train, test and a grading hold-out that :func:`load` never
+    returns; features are standardized with the training split's mean and deviation.
+    Label 1 means benign, 0 malignant (scikit-learn's coding).
+    """
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_breast_cancer()
+    x = bunch.data[:, :10].astype(np.float32)
+    y = bunch.target.astype(np.float32)
+    x_rest, x_hold, y_rest, y_hold = train_test_split(
+        x, y, test_size=0.2, stratify=y, random_state=0
+    )
+    x_train, x_test, y_train, y_test = train_test_split(
+        x_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=0
+    )
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    x_train, x_test, x_hold = ((a - mean) / std for a in (x_train, x_test, x_hold))
+    ds = Dataset(
+        "breast_cancer", x_train, y_train, x_test, y_test, ("malignant", "benign"),
+        "bundled", "scikit-learn breast cancer (Wisconsin)",
+        feature_names=tuple(str(f) for f in bunch.feature_names[:10]),
+    )  # fmt: skip
+    return ds, (x_hold, y_hold)
+
+
+def grading_holdout(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The examples of ``name`` that :func:`load` never returns, for the grader's checks."""
+    if name != "breast_cancer":
+        raise DatasetError(f"no grading hold-out for {name!r}; only breast_cancer has one")
+    return _breast_cancer()[1]
+
+
+def _subsample(ds: Dataset, max_train: int | None, max_test: int | None, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    for split, limit in (("train", max_train), ("test", max_test)):
+        if limit is None:
+            continue
+        if limit < 1:
+            raise DatasetError(f"max_{split} must be at least 1, got {limit}")
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        if limit < len(x):
+            keep = np.sort(rng.choice(len(x), size=limit, replace=False))
+            ds = dataclasses.replace(ds, **{f"x_{split}": x[keep], f"y_{split}": y[keep]})
+    return ds

@@ -1,0 +1,104 @@
+"""Matplotlib figures the lessons use. Each function returns the Figure it drew."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["plot_history", "show_images"]
+
+
+def _history_dict(history) -> dict[str, list[float]]:
+    hist = getattr(history, "history", history)
+    if not isinstance(hist, Mapping) or not hist:
+        raise TypeError(
+            "plot_history needs the History that model.fit() returns (or its .history "
+            f"dict), got {type(history).__name__}"
+        )
+    return {k: [float(v) for v in vals] for k, vals in hist.items()}
+
+
+def plot_history(history, *, metrics: Sequence[str] | None = None, title: str | None = None):
+    """Draw training and validation curves, one panel per metric.
+
+    Args:
+        history: what ``model.fit()`` returned, or its ``.history`` dictionary.
+        metrics: which metrics to draw (default: every metric that is not ``val_*``).
+        title: an optional title over the panels.
+
+    The best validation epoch of each panel is marked, since that is the model you
+    would keep.
+    """
+    import matplotlib.pyplot as plt
+
+    hist = _history_dict(history)
+    names = list(metrics) if metrics else [k for k in hist if not k.startswith("val_")]
+    unknown = [m for m in names if m not in hist]
+    if unknown:
+        raise KeyError(f"no metric {unknown[0]!r} in this history; it has {sorted(hist)}")
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        epochs = np.arange(1, len(hist[name]) + 1)
+        ax.plot(epochs, hist[name], label="train", marker="o", markersize=3)
+        val = hist.get(f"val_{name}")
+        if val:
+            ax.plot(epochs, val, label="validation", marker="o", markersize=3)
+            best = int(np.argmin(val) if "loss" in name else np.argmax(val))
+            ax.axvline(epochs[best], color="grey", linestyle=":", linewidth=1)
+            ax.annotate(
+                f"best {val[best]:.3f}", (epochs[best], val[best]),
+                textcoords="offset points", xytext=(4, 6), fontsize=8,
+            )  # fmt: skip
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_images(
+    images: np.ndarray,
+    labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    *,
+    n: int = 16,
+    predictions: Sequence[int] | None = None,
+    cols: int = 8,
+):
+    """Show the first ``n`` images in a grid, titled with labels (and predictions).
+
+    A prediction that disagrees with its label is titled in red.
+    """
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"show_images needs images shaped (n, h, w), got {images.shape}")
+    n = min(n, len(images))
+    if n == 0:
+        raise ValueError("show_images got no images to show")
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(images[i], cmap="gray_r")
+        if labels is None:
+            continue
+        name = class_names[int(labels[i])] if class_names else str(int(labels[i]))
+        color = "black"
+        if predictions is not None:
+            guess = class_names[int(predictions[i])] if class_names else str(predictions[i])
+            color = "black" if int(predictions[i]) == int(labels[i]) else "red"
+            name = f"{guess}\n(true {name})" if color == "red" else name
+        ax.set_title(name, fontsize=8, color=color)
+    fig.tight_layout()
+    return fig

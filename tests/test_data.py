@@ -1,0 +1,147 @@
+"""The dataset loader: Keras's cache format, offline stand-ins, corrupt files, bad names."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from forge_course import data
+from forge_course.errors import CacheError, DatasetError
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    """Write ``array`` as a gzipped IDX file, the format keras.datasets downloads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    magic = 2051 if array.ndim == 3 else 2049
+    header = magic.to_bytes(4, "big") + len(array).to_bytes(4, "big")
+    if array.ndim == 3:
+        header += array.shape[1].to_bytes(4, "big") + array.shape[2].to_bytes(4, "big")
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def fake_fashion_cache(home, n_train=60, n_test=20):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    for key, fname in data.FASHION_FILES.items():
+        write_idx(home / "datasets" / "fashion-mnist" / fname, arrays[key])
+    return arrays
+
+
+def test_fashion_mnist_loads_from_a_keras_format_cache(keras_home, offline, capsys):
+    arrays = fake_fashion_cache(keras_home)
+    ds = data.load("fashion_mnist")
+    assert ds.source == "keras cache" and not ds.stand_in
+    np.testing.assert_array_equal(ds.x_train, arrays["x_train"])
+    np.testing.assert_array_equal(ds.y_test, arrays["y_test"])
+    assert ds.class_names[0] == "T-shirt/top" and len(ds.class_names) == 10
+    out = capsys.readouterr()
+    assert "60 train / 20 test" in out.out and "keras cache" in out.out
+    assert "NOTICE" not in out.err
+
+
+def test_mnist_loads_from_a_keras_format_npz(keras_home, offline):
+    rng = np.random.default_rng(1)
+    (keras_home / "datasets").mkdir(parents=True)
+    x = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 30, dtype=np.uint8)
+    np.savez(
+        keras_home / "datasets" / "mnist.npz", x_train=x, y_train=y, x_test=x[:5], y_test=y[:5]
+    )
+    ds = data.load("mnist", verbose=False)
+    assert ds.source == "keras cache"
+    np.testing.assert_array_equal(ds.x_train, x)
+    assert data.cache_status() == {"fashion_mnist": False, "mnist": True}
+
+
+def test_offline_without_cache_uses_digits_and_says_so(keras_home, offline, capsys):
+    ds = data.load("fashion_mnist")
+    err = capsys.readouterr().err
+    assert ds.stand_in and ds.source == "bundled"
+    assert "NOTICE" in err and "FORGE_COURSE_OFFLINE=1" in err and "fetch-data fashion_mnist" in err
+    assert ds.x_train.shape[1:] == (28, 28) and ds.x_train.dtype == np.uint8
+    assert ds.class_names == data.DIGIT_CLASSES
+    assert set(np.unique(ds.y_train)) == set(range(10))
+
+
+def test_failed_download_falls_back_with_a_notice(keras_home, monkeypatch, capsys):
+    monkeypatch.delenv("FORGE_COURSE_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "ORIGIN", "http://127.0.0.1:9/")  # nothing listens: refused
+    ds = data.load("mnist", verbose=False)
+    assert ds.stand_in
+    assert "downloading mnist failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"not gzip at all", gzip.compress(b"\x00\x00\x08\x03 truncated header")],
+    ids=["not-gzip", "bad-header"],
+)
+def test_corrupt_cache_file_is_named_with_the_fix(keras_home, offline, damage):
+    fake_fashion_cache(keras_home)
+    broken = keras_home / "datasets" / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
+    broken.write_bytes(damage)
+    with pytest.raises(CacheError) as info:
+        data.load("fashion_mnist")
+    assert str(broken) in str(info.value)
+    assert "fetch-data fashion_mnist" in str(info.value)
+
+
+def test_truncated_npz_is_reported(keras_home, offline):
+    (keras_home / "datasets").mkdir(parents=True)
+    (keras_home / "datasets" / "mnist.npz").write_bytes(b"PK\x03\x04 broken zip")
+    with pytest.raises(CacheError, match="mnist.npz is corrupt"):
+        data.load("mnist")
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(DatasetError, match="unknown dataset 'cifar'.*fashion_mnist"):
+        data.load("cifar")
+
+
+def test_digits_are_bundled_and_stratified(capsys):
+    ds = data.load("digits")
+    assert ds.x_train.shape[1:] == (8, 8) and ds.x_train.max() == 255
+    assert len(ds.x_train) + len(ds.x_test) == 1797
+    assert "from bundled" in capsys.readouterr().out
+
+
+def test_subsets_are_seeded_and_bounded():
+    a = data.load("digits", max_train=100, max_test=10, seed=3, verbose=False)
+    b = data.load("digits", max_train=100, max_test=10, seed=3, verbose=False)
+    assert len(a.x_train) == 100 and len(a.x_test) == 10
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    with pytest.raises(DatasetError, match="max_train must be at least 1"):
+        data.load("digits", max_train=0)
+
+
+def test_breast_cancer_is_standardized_with_a_private_holdout():
+    ds = data.load("breast_cancer", verbose=False)
+    x_hold, y_hold = data.grading_holdout("breast_cancer")
+    assert ds.x_train.shape[1] == 10 and len(ds.feature_names) == 10
+    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(ds.x_train.std(axis=0), 1, atol=1e-4)
+    assert len(ds.x_train) + len(ds.x_test) + len(x_hold) == 569
+    seen = {row.tobytes() for row in np.concatenate([ds.x_train, ds.x_test])}
+    assert not any(row.tobytes() in seen for row in x_hold)
+    assert set(np.unique(y_hold)) == {0.0, 1.0}
+
+
+def test_fetch_refuses_an_unwritable_cache(monkeypatch, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("KERAS_HOME", str(blocker / "keras"))
+    with pytest.raises(CacheError, match="cannot write the dataset cache"):
+        data.fetch("mnist")
+
+
+def test_fetch_refuses_to_download_offline(keras_home, offline):
+    with pytest.raises(DatasetError, match="FORGE_COURSE_OFFLINE=1 forbids downloading"):
+        data.fetch("fashion_mnist")

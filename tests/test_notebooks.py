@@ -1,0 +1,95 @@
+"""Notebook hygiene (DESIGN.md contract 2): stripped, named, titled, parameterized."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import nbformat
+import pytest
+
+from tests.conftest import ROOT
+
+FOLDERS = ("notebooks", "solutions", "exercises")
+NOTEBOOKS = sorted(p for folder in FOLDERS for p in (ROOT / folder).glob("*.ipynb"))
+LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+IDS = [f"{p.parent.name}/{p.name}" for p in NOTEBOOKS]
+
+
+def test_the_first_lessons_exist():
+    names = [p.stem for p in LESSONS]
+    for lesson in ("00_setup_and_environment", "01_keras_on_tensorflow", "02_sequential_api"):
+        assert lesson in names
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=IDS)
+def notebook(request):
+    path = request.param
+    return path, nbformat.read(path, as_version=4)
+
+
+def test_name_is_nn_topic(notebook):
+    path, _ = notebook
+    assert re.fullmatch(r"\d\d_[a-z0-9]+(_[a-z0-9]+)*\.ipynb", path.name), path.name
+
+
+def test_valid_and_stripped(notebook):
+    path, nb = notebook
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {i} has outputs; strip them"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+    assert nb.metadata.kernelspec.name == "python3"
+    assert set(nb.metadata) <= {"kernelspec", "language_info", "forge_course"}, nb.metadata.keys()
+
+
+def test_title_cell_states_objective_and_run_time(notebook):
+    path, nb = notebook
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), path.name
+    assert re.search(r"run time|runs in|minute|seconds", first.source, re.I), path.name
+    assert re.search(r"prerequisite", first.source, re.I), path.name
+
+
+def test_parameters_cell_holds_literals_only_and_comes_first(notebook):
+    path, nb = notebook
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    assert code[0] is tagged[0], f"{path.name}: the parameters cell must be the first code cell"
+    names = []
+    for stmt in ast.parse(tagged[0].source).body:
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1, ast.dump(stmt)
+        ast.literal_eval(stmt.value)  # raises unless the value is a literal
+        names.append(stmt.targets[0].id)
+    assert "SEED" in names, f"{path.name}: the parameters cell should define SEED"
+    assert "setup(" in code[1].source, f"{path.name}: the cell after parameters seeds (setup)"
+
+
+def test_parameters_are_not_overridden_later(notebook):
+    path, nb = notebook
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    params = {t.id for s in ast.parse(code[0].source).body for t in s.targets}
+    for cell in code[1:]:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # IPython magics; none of ours assign parameters
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    assert not (isinstance(t, ast.Name) and t.id in params), (
+                        f"{path.name} reassigns parameter {t.id} after the parameters cell"
+                    )
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
+def test_lessons_have_sections_recap_and_going_further(path):
+    nb = nbformat.read(path, as_version=4)
+    heads = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+    sections = [h for h in heads if re.match(r"## \d", h)]
+    assert 3 <= len(sections) <= 6, f"{path.name} has {len(sections)} numbered sections"
+    assert any(h.startswith("## Recap") for h in heads)
+    assert any(h.startswith("## Going further") for h in heads)

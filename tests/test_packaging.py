@@ -1,0 +1,46 @@
+"""Packaging stays consistent: conda mirrors pyproject, public names are real."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import tomllib
+import yaml
+from packaging.requirements import Requirement
+
+from tests.conftest import ROOT
+
+
+def _normalize(reqs):
+    return {Requirement(r).name.lower(): str(Requirement(r).specifier) for r in reqs}
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _normalize(project["dependencies"] + project["optional-dependencies"]["dev"])
+    conda = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_lists = [d["pip"] for d in conda["dependencies"] if isinstance(d, dict)]
+    assert len(pip_lists) == 1, "environment.yml needs exactly one pip: section"
+    assert _normalize(pip_lists[0]) == wanted
+
+
+def test_every_dependency_has_an_upper_bound():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for req in map(Requirement, project["dependencies"]):
+        if req.name == "packaging":
+            continue
+        assert any(s.operator in ("<", "<=", "==", "~=") for s in req.specifier), req
+    keras = next(r for r in map(Requirement, project["dependencies"]) if r.name == "keras")
+    assert not keras.specifier.contains("3.13.1") and keras.specifier.contains("3.13.2")
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["forge_course", "forge_course.env", "forge_course.data", "forge_course.plots",
+     "forge_course.errors", "forge_course.grading"],
+)  # fmt: skip
+def test_public_names_exist(module):
+    mod = importlib.import_module(module)
+    for name in getattr(mod, "__all__", []):
+        assert hasattr(mod, name), f"{module}.__all__ names {name}, which does not exist"

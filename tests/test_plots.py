@@ -1,0 +1,56 @@
+"""Lesson figures: the right panels, curves and titles, and clear errors."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+
+from forge_course import plots
+
+matplotlib.use("Agg")
+
+HISTORY = {
+    "loss": [0.9, 0.6, 0.4, 0.3],
+    "accuracy": [0.5, 0.7, 0.8, 0.9],
+    "val_loss": [0.8, 0.5, 0.55, 0.6],
+    "val_accuracy": [0.6, 0.75, 0.74, 0.73],
+}
+
+
+def test_history_draws_one_panel_per_metric_with_train_and_validation():
+    fig = plots.plot_history(HISTORY, title="run 1")
+    axes = fig.axes
+    assert [ax.get_ylabel() for ax in axes] == ["loss", "accuracy"]
+    labels = [
+        line.get_label() for line in axes[0].get_lines() if not line.get_label().startswith("_")
+    ]
+    assert labels == ["train", "validation"]
+    # the best validation loss is at epoch 2, and the plot marks it
+    assert any("best 0.500" in t.get_text() for t in axes[0].texts)
+    assert fig._suptitle.get_text() == "run 1"
+
+
+def test_history_accepts_a_keras_history_object():
+    class FakeHistory:  # the only attribute plot_history reads from keras.callbacks.History
+        history = {"loss": [1.0, 0.5]}
+
+    fig = plots.plot_history(FakeHistory())
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 1
+
+
+def test_history_errors_say_what_was_wrong():
+    with pytest.raises(TypeError, match="History that model.fit"):
+        plots.plot_history([1, 2, 3])
+    with pytest.raises(KeyError, match="no metric 'auc'"):
+        plots.plot_history(HISTORY, metrics=["auc"])
+
+
+def test_show_images_marks_wrong_predictions_in_red():
+    images = np.zeros((3, 8, 8, 1))
+    fig = plots.show_images(images, [0, 1, 2], ["a", "b", "c"], predictions=[0, 2, 2])
+    titles = [(ax.get_title(), ax.title.get_color()) for ax in fig.axes[:3]]
+    assert titles[0] == ("a", "black")
+    assert titles[1][0].startswith("c") and titles[1][1] == "red"
+    with pytest.raises(ValueError, match=r"shaped \(n, h, w\)"):
+        plots.show_images(np.zeros((4, 4)))
