@@ -1,0 +1,135 @@
+"""``forge-course assign``: write exercise notebooks from the solution notebooks.
+
+Inside a solution's code cells, the lines from ``### BEGIN SOLUTION`` to
+``### END SOLUTION`` are the answer. The exercise copy replaces them with a
+placeholder: each name the answer assigns becomes ``name = ...`` (which ``check``
+reports as "not answered yet"), under a comment saying what to write. The text after
+``### BEGIN SOLUTION:`` is that comment.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import re
+from pathlib import Path
+
+import nbformat
+
+from forge_course.errors import GradingError
+
+__all__ = ["AssignResult", "assign", "make_exercise"]
+
+BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION:?\s*(.*)$")
+END = re.compile(r"^\s*### END SOLUTION\s*$")
+README = """# exercises/ (generated, do not edit)
+
+Every notebook here is written by `forge-course assign` from the notebook of the same
+name in `solutions/`, with the answers replaced by placeholders. Edit the solution and
+run `forge-course assign` (or `make assign`); `make test` fails when this folder is stale.
+"""
+
+
+def _assigned_names(code: str) -> list[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for stmt in tree.body:
+        targets = []
+        if isinstance(stmt, ast.Assign):
+            targets = stmt.targets
+        elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
+            targets = [stmt.target]
+        for t in targets:
+            for node in ast.walk(t):
+                if isinstance(node, ast.Name) and node.id not in names:
+                    names.append(node.id)
+    return names
+
+
+def _strip_cell(source: str, where: str) -> str:
+    lines = source.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = BEGIN.match(lines[i])
+        if not m:
+            if END.match(lines[i]):
+                raise GradingError(f"{where}: ### END SOLUTION without a BEGIN")
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, hint = m.group(1), m.group(2).strip() or "write your answer here"
+        j = i + 1
+        while j < len(lines) and not END.match(lines[j]):
+            if BEGIN.match(lines[j]):
+                raise GradingError(f"{where}: nested ### BEGIN SOLUTION")
+            j += 1
+        if j == len(lines):
+            raise GradingError(f"{where}: ### BEGIN SOLUTION without an END")
+        body = "\n".join(line[len(indent) :] for line in lines[i + 1 : j])
+        out.append(f"{indent}# YOUR CODE HERE: {hint}")
+        names = _assigned_names(body)
+        out += [f"{indent}{n} = ..." for n in names] or [f"{indent}pass"]
+        i = j + 1
+    return "\n".join(out)
+
+
+def make_exercise(solution: nbformat.NotebookNode, where: str = "") -> nbformat.NotebookNode:
+    """Return the exercise version of a solution notebook."""
+    nb = copy.deepcopy(solution)
+    found = False
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
+            cell.source = _strip_cell(cell.source, f"{where} cell {k}")
+            found = True
+    if not found:
+        raise GradingError(
+            f"{where}: no ### BEGIN SOLUTION region; nothing to turn into an exercise"
+        )
+    meta = nb.metadata.get("forge_course", {})
+    if "exercise" not in meta:
+        raise GradingError(f"{where}: metadata.forge_course.exercise is missing")
+    return nb
+
+
+@dataclasses.dataclass
+class AssignResult:
+    written: list[Path]
+    stale: list[str]  # files that differ from what assign would write (or extra/missing)
+
+
+def assign(solutions: Path, exercises: Path, *, check: bool = False) -> AssignResult:
+    """Write (or with ``check=True`` only compare) ``exercises/`` from ``solutions/``."""
+    solutions, exercises = Path(solutions), Path(exercises)
+    sources = sorted(solutions.glob("*.ipynb"))
+    if not sources:
+        raise GradingError(f"no solution notebooks in {solutions}/")
+    written, stale = [], []
+    for src in sources:
+        try:
+            nb = nbformat.read(src, as_version=4)
+        except Exception as exc:
+            raise GradingError(f"{src}: not a readable notebook ({exc})") from None
+        text = nbformat.writes(make_exercise(nb, str(src))) + "\n"
+        dest = exercises / src.name
+        current = dest.read_text() if dest.exists() else None
+        if current != text:
+            stale.append(str(dest))
+            if not check:
+                exercises.mkdir(parents=True, exist_ok=True)
+                dest.write_text(text)
+                written.append(dest)
+    for extra in sorted(set(exercises.glob("*.ipynb")) - {exercises / s.name for s in sources}):
+        stale.append(f"{extra} (no solution of that name)")
+    readme = exercises / "README.md"
+    if not readme.exists() or readme.read_text() != README:
+        stale.append(str(readme))
+        if not check:
+            exercises.mkdir(parents=True, exist_ok=True)
+            readme.write_text(README)
+            written.append(readme)
+    return AssignResult(written, stale)

@@ -1,0 +1,169 @@
+"""The one-way channel from a learner's kernel to the grader.
+
+While grading, ``check(...)`` does not score anything: it serializes each value as an
+artifact (a ``.keras`` model, a ``.npy`` array or a JSON scalar) and sends it over a
+loopback socket to the grader's worker process, which keeps it in memory: nothing
+the kernel writes to disk or prints afterwards can change what was received. Once
+the kernel is gone, the grader writes the artifacts to a fresh folder, loads each
+itself (Keras ``safe_mode``, NumPy without pickles) and computes every score.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import socket
+import socketserver
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forge_course.errors import GradingError
+
+ENV_VAR = "FORGE_COURSE_SUBMIT"
+EXTENSIONS = {"model": ".keras", "array": ".npy", "scalar": ".json", "unanswered": ".unanswered"}
+MAX_BYTES = 512 * 1024 * 1024
+
+
+def grading_address() -> tuple[str, int, str] | None:
+    """The grader's (host, port, token) when this process runs under the grader."""
+    raw = os.environ.get(ENV_VAR)
+    if not raw:
+        return None
+    host, port, token = raw.rsplit(":", 2)
+    return host, int(port), token
+
+
+def encode(kind: str, value: Any) -> bytes:
+    """Serialize one value as the artifact of its kind."""
+    if value is Ellipsis:
+        return b""
+    if kind == "model":
+        import keras
+
+        if not isinstance(value, keras.Model):
+            raise GradingError(f"expected a Keras model, got {type(value).__name__}")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.keras"
+            value.save(path)
+            return path.read_bytes()
+    if kind == "array":
+        buf = io.BytesIO()
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            raise GradingError("expected numbers in an array, got Python objects")
+        np.save(buf, arr, allow_pickle=False)
+        return buf.getvalue()
+    if kind == "scalar":
+        if hasattr(value, "numpy"):
+            value = value.numpy()
+        if isinstance(value, np.generic | np.ndarray):
+            value = value.tolist()
+        try:
+            return json.dumps(value).encode()
+        except TypeError:
+            raise GradingError(f"expected a number or text, got {type(value).__name__}") from None
+    raise GradingError(f"unknown artifact kind {kind!r}")
+
+
+def decode(kind: str, path: Path) -> Any:
+    """Load one artifact in the grader's process, refusing anything that could run code."""
+    if kind == "model":
+        import warnings
+
+        import keras
+
+        with warnings.catch_warnings():  # optimizer-state notices are not the learner's concern
+            warnings.simplefilter("ignore")
+            return keras.saving.load_model(path, safe_mode=True)
+    if kind == "array":
+        return np.load(path, allow_pickle=False)
+    if kind == "scalar":
+        return json.loads(path.read_text())
+    if kind == "unanswered":
+        return Ellipsis
+    raise GradingError(f"unknown artifact kind {kind!r}")
+
+
+def submit(task_id: str, values: dict[str, tuple[str, Any]]) -> None:
+    """Send a task's values to the grader (kernel side). ``values``: name -> (kind, value)."""
+    address = grading_address()
+    if address is None:
+        raise GradingError("not running under the grader")
+    host, port, token = address
+    for name, (kind, value) in values.items():
+        payload = encode(kind, value)
+        kind = "unanswered" if value is Ellipsis else kind
+        header = {"token": token, "task": task_id, "name": name, "kind": kind, "size": len(payload)}
+        with socket.create_connection((host, port), timeout=60) as sock:
+            sock.sendall(json.dumps(header).encode() + b"\n" + payload)
+            sock.shutdown(socket.SHUT_WR)
+            reply = sock.makefile("rb").readline().decode().strip()
+        if reply != "ok":
+            raise GradingError(f"the grader refused {task_id}.{name}: {reply}")
+
+
+class Collector:
+    """The grader's side: a loopback server that keeps received artifacts in memory."""
+
+    def __init__(self):
+        self.token = secrets.token_hex(16)
+        self.received: dict[str, dict[str, tuple[str, bytes]]] = {}  # task -> name -> artifact
+        self._lock = threading.Lock()
+        collector = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                try:
+                    collector._receive(self.rfile)
+                    self.wfile.write(b"ok\n")
+                except Exception as exc:  # noqa: BLE001 - reported to the kernel
+                    self.wfile.write(f"error: {exc}\n".encode())
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}:{self.token}"
+
+    def __enter__(self) -> Collector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _receive(self, rfile) -> None:
+        header = json.loads(rfile.readline(4096))
+        if not secrets.compare_digest(str(header.get("token", "")), self.token):
+            raise GradingError("bad token")
+        task, name, kind = str(header["task"]), str(header["name"]), str(header["kind"])
+        size = int(header["size"])
+        if kind not in EXTENSIONS or not (0 <= size <= MAX_BYTES):
+            raise GradingError(f"bad artifact header {header}")
+        if not (task.replace("_", "").isalnum() and name.replace("_", "").isalnum()):
+            raise GradingError(f"bad artifact name {task}.{name}")
+        payload = rfile.read(size)
+        if len(payload) != size:
+            raise GradingError("artifact truncated")
+        with self._lock:  # a later call for the same task replaces the earlier answer
+            self.received.setdefault(task, {})[name] = (kind, payload)
+
+    def load(self, task: str, folder: Path) -> dict[str, Any]:
+        """Write ``task``'s artifacts under ``folder`` and decode them (raises if broken)."""
+        values = {}
+        for name, (kind, payload) in self.received.get(task, {}).items():
+            path = Path(folder) / task / (name + EXTENSIONS[kind])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(payload)
+            values[name] = decode(kind, path)
+        return values
