@@ -150,7 +150,7 @@ def _execute(src: Path, dest: Path, params: dict, timeout: float, workdir: Path)
             papermill.execute_notebook(
                 str(src), str(dest), parameters=params, kernel_name="python3",
                 cwd=str(workdir), execution_timeout=timeout, start_timeout=60,
-                progress_bar=False, log_output=False,
+                progress_bar=False, log_output=False, request_save_on_cell_execute=False,
             )  # fmt: skip
             return "completed", ""
         except papermill.PapermillExecutionError as exc:
@@ -249,17 +249,22 @@ def grade_one(
                     "FORGE_COURSE_KERNEL_LOG": str(executed.with_suffix(".log")),
                 }
             )
+            ran = time.perf_counter()
             try:
                 outcome, message = _execute(
                     workdir / "submission.ipynb", executed, params, limit, workdir
                 )
             finally:
                 os.environ.pop(ENV_VAR, None)
+            result["execute_s"] = round(time.perf_counter() - ran, 2)
         if outcome != "completed":
             _mark_stop(executed, sub.path, outcome, message)
         result.update(outcome=outcome, message=message)
+        scored = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="forge-score-") as store:
             result["rows"] = _score(ex, collector, params, outcome, message, Path(store))
+        result["score_s"] = round(time.perf_counter() - scored, 2)
+    result["environment"] = _environment()
     result["duration_s"] = round(time.perf_counter() - started, 2)
     return result
 
@@ -299,6 +304,7 @@ def _score(
 
 
 def _environment() -> dict:
+    """Versions and device of the process that scored (a worker, TensorFlow loaded)."""
     import platform
 
     from forge_course.env import describe
@@ -306,8 +312,11 @@ def _environment() -> dict:
     return describe() | {"platform": platform.platform(), "cpus": os.cpu_count()}
 
 
-def _worker_init() -> None:
+def _worker_init(threads: int) -> None:
+    """Give each worker (and the kernels it starts) its share of the cores."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[var] = str(threads)
 
 
 def grade(
@@ -344,7 +353,7 @@ def grade(
     results = _run_pool(subs, args, jobs, progress)
     book = {
         "parameters": {"overrides": overrides or {}, "timeout_s": timeout, "jobs": jobs},
-        "environment": _environment(),
+        "environment": next((r["environment"] for r in results if "environment" in r), {}),
         "wall_s": round(time.perf_counter() - started, 2),
         "submissions": sorted(results, key=lambda r: (r["student"], r["notebook"])),
     }
@@ -362,7 +371,10 @@ def _run_pool(subs: list[Submission], args: tuple, jobs: int, progress: bool) ->
         if not pending:
             break
         ctx = multiprocessing.get_context("spawn")
-        with futures.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with futures.ProcessPoolExecutor(
+            jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+        ) as pool:
             todo = {pool.submit(grade_one, subs[i], *args): i for i in pending}
             for fut in futures.as_completed(todo):
                 i = todo[fut]
