@@ -158,12 +158,14 @@ class Collector:
         with self._lock:  # a later call for the same task replaces the earlier answer
             self.received.setdefault(task, {})[name] = (kind, payload)
 
-    def load(self, task: str, folder: Path) -> dict[str, Any]:
-        """Write ``task``'s artifacts under ``folder`` and decode them (raises if broken)."""
-        values = {}
-        for name, (kind, payload) in self.received.get(task, {}).items():
-            path = Path(folder) / task / (name + EXTENSIONS[kind])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(payload)
-            values[name] = decode(kind, path)
-        return values
+    def dump(self, folder: Path) -> dict[str, dict[str, str]]:
+        """Write every received artifact under ``folder``; return task -> name -> kind."""
+        index: dict[str, dict[str, str]] = {}
+        with self._lock:
+            for task, values in self.received.items():
+                for name, (kind, payload) in values.items():
+                    path = Path(folder) / task / (name + EXTENSIONS[kind])
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(payload)
+                    index.setdefault(task, {})[name] = kind
+        return index

@@ -1,23 +1,34 @@
-"""A pre-forking kernel launcher that makes grading fast.
+"""A pre-forking process server that makes grading fast.
 
 Starting a kernel and importing TensorFlow cost most of a submission's time (seconds
-each) while the model work is short. The grader therefore keeps one *fork server* per
-worker: a process that imports TensorFlow, Keras and ipykernel once, runs no
-TensorFlow op, and forks a fresh kernel for each submission. Every submission still
-gets a new process of its own (nothing leaks from one student to the next); it only
-skips the imports. Jupyter launches kernels through the ``forge-fork`` provisioner
-below; where forking is unavailable (not Linux, or ``FORGE_COURSE_FORK=0``) it falls
-back to Jupyter's usual launch.
+each) while the model work is short. ``forge-course grade`` therefore starts one
+*fork server*: a process that imports TensorFlow, Keras and ipykernel once, runs no
+TensorFlow op, and then forks, on request from the grading workers,
+
+- a fresh kernel for each submission (``kind: kernel``): every submission still gets a
+  new process of its own, so nothing leaks from one student to the next; it only
+  skips the imports. Jupyter launches it through the ``forge-fork`` provisioner below.
+- a scorer for each submission (``kind: score``): grader code only, which loads the
+  received artifacts and runs the checks, then writes the rows back and exits.
+
+Requests arrive on a Unix socket in a private folder and must carry a token that only
+the grader's processes hold (it is never put in a kernel's environment). Where
+forking is unavailable (not Linux, or ``FORGE_COURSE_FORK=0``), the grader falls back
+to Jupyter's usual kernel launch and scores in the worker.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
-import threading
+import tempfile
+import time
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
@@ -36,8 +47,13 @@ PRELOAD = (
     "forge_course.data",
     "forge_course.env",
     "forge_course.grading",
+    "forge_course.grading.grade",
 )
 PROVISIONER = "forge-fork"
+
+# In a grading worker: the server's (socket path, token), and the kernels it forked for us.
+ADDRESS: tuple[str, str] | None = None
+SPAWNED: list[int] = []
 
 
 def enabled() -> bool:
@@ -45,46 +61,78 @@ def enabled() -> bool:
 
 
 class ForkServer:
-    """Client of the fork server process (one per grading worker)."""
-
-    _instance: ForkServer | None = None
-    _lock = threading.Lock()
+    """The grader's handle on the fork server process (start it, stop it)."""
 
     def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="forge-fork-")
+        self.path = os.path.join(self.folder, "server.sock")
+        self.token = secrets.token_hex(16)
+        env = os.environ | {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "forge_course.grading.forkserver"],
+            [sys.executable, "-m", "forge_course.grading.forkserver", self.path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            env=env,
         )
+        self.proc.stdin.write(self.token + "\n")  # not argv or env: kernels must not see it
+        self.proc.stdin.flush()
         if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the kernel fork server did not start")
+            self.close()
+            raise RuntimeError("the fork server did not start")
 
     @classmethod
-    def get(cls) -> ForkServer | None:
-        """The running server, started on first use; None when forking is off or failed."""
+    def start(cls) -> ForkServer | None:
+        """Start a server, or return None when forking is off or fails."""
         if not enabled():
             return None
-        with cls._lock:
-            if cls._instance is None or cls._instance.proc.poll() is not None:
-                try:
-                    cls._instance = cls()
-                except (OSError, RuntimeError):
-                    cls._instance = None
-            return cls._instance
-
-    def spawn(self, argv: list[str], env: dict[str, str], cwd: str, log: str) -> int:
-        """Fork a kernel running ``ipykernel`` with ``argv``'s arguments; return its pid."""
-        with self._lock:
-            request = {"argv": argv, "env": env, "cwd": cwd, "log": log}
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-            return int(self.proc.stdout.readline())
+        try:
+            return cls()
+        except (OSError, RuntimeError):
+            return None
 
     @property
-    def pid(self) -> int:
-        return self.proc.pid
+    def address(self) -> tuple[str, str]:
+        return self.path, self.token
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _request(request: dict) -> socket.socket:
+    path, token = ADDRESS
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    sock.sendall(json.dumps(request | {"token": token}).encode() + b"\n")
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    sock.close()
+    return b"".join(chunks)
+
+
+def spawn_kernel(argv: list[str], env: dict[str, str], cwd: str, log: str) -> int:
+    """Fork a kernel that runs ``ipykernel`` with ``argv``'s arguments; return its pid."""
+    sock = _request({"kind": "kernel", "argv": argv, "env": env, "cwd": cwd, "log": log})
+    pid = int(_read_all(sock))
+    SPAWNED.append(pid)
+    return pid
+
+
+def call_score(args: dict) -> dict:
+    """Score in a forked grader process; returns ``{"rows": [...], "environment": {...}}``."""
+    raw = _read_all(_request({"kind": "score", "args": args}))
+    if not raw:
+        raise RuntimeError("the scoring process died before it answered")
+    return json.loads(raw)
 
 
 class _Forked:
@@ -105,8 +153,6 @@ class _Forked:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
             if deadline is not None and time.monotonic() > deadline:
@@ -131,20 +177,21 @@ class ForkProvisioner(LocalProvisioner):
     """Jupyter kernel provisioner that asks the fork server for the kernel process."""
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
-        server = ForkServer.get()
-        if server is None or "ipykernel_launcher" not in cmd:
+        if ADDRESS is None or "ipykernel_launcher" not in cmd:
             return await super().launch_kernel(cmd, **kwargs)
         env = {str(k): str(v) for k, v in (kwargs.get("env") or os.environ).items()}
         cwd = str(kwargs.get("cwd") or os.getcwd())
-        pid = server.spawn(cmd, env, cwd, env.get("FORGE_COURSE_KERNEL_LOG", os.devnull))
+        pid = spawn_kernel(cmd, env, cwd, env.get("FORGE_COURSE_KERNEL_LOG", os.devnull))
         self.process = _Forked(pid)
         self.pid = self.pgid = pid
         self.cwd = cwd
         return self.connection_info
 
 
-def _child(request: dict) -> None:
-    """In the forked child: become the kernel that ``request`` describes."""
+# --------------------------------------------------------------------------- server side
+
+
+def _become_kernel(request: dict) -> None:
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -163,30 +210,62 @@ def _child(request: dict) -> None:
     launch_new_instance(argv=args)
 
 
-def serve() -> None:
-    """The fork server's loop: preload, then fork one kernel per request line."""
+def _score(conn: socket.socket, request: dict) -> None:
+    from forge_course.grading.grade import score_folder
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    answer = score_folder(**request["args"])
+    conn.sendall(json.dumps(answer, default=str).encode())
+
+
+def serve(path: str) -> None:
+    """The server's loop: preload, then fork one child per request."""
+    import ctypes
     import importlib
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the OS reaps finished kernels
+    try:  # die with the grader, whatever kills it
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    token = sys.stdin.readline().strip()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the OS reaps finished children
     for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+        importlib.import_module(name)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    os.chmod(path, 0o600)
+    server.listen(64)
     print("ready", flush=True)
-    for line in sys.stdin:
-        request = json.loads(line)
+    while True:
+        conn, _ = server.accept()
+        try:
+            line = conn.makefile("rb").readline()
+            request = json.loads(line)
+        except (OSError, ValueError):
+            conn.close()
+            continue
+        if not secrets.compare_digest(str(request.get("token", "")), token):
+            conn.close()
+            continue
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                _child(request)
+                server.close()
+                if request["kind"] == "kernel":
+                    conn.close()
+                    _become_kernel(request)
+                else:
+                    _score(conn, request)
+                    conn.close()
             except BaseException:  # noqa: BLE001 - a child must never return into the loop
                 code = 1
             finally:
                 os._exit(code)
-        print(pid, flush=True)
+        if request["kind"] == "kernel":
+            conn.sendall(f"{pid}\n".encode())
+        conn.close()
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1])

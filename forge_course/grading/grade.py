@@ -89,9 +89,8 @@ def _which_exercise(nb, path: Path) -> Exercise:
 class _Watchdog:
     """Kill this process's children (the kernel) when a submission runs too long."""
 
-    def __init__(self, seconds: float, spare: tuple[int, ...] = ()):
+    def __init__(self, seconds: float):
         self.seconds = seconds
-        self.spare = spare
         self.fired = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -101,12 +100,19 @@ class _Watchdog:
             return
         import psutil
 
+        from forge_course.grading import forkserver
+
         self.fired = True
-        for child in psutil.Process().children(recursive=True):
-            if child.pid in self.spare:
-                continue
+        procs = psutil.Process().children(recursive=True)
+        for pid in forkserver.SPAWNED:  # kernels forked for us are not our children
             try:
-                child.kill()
+                kernel = psutil.Process(pid)
+                procs += [kernel, *kernel.children(recursive=True)]
+            except psutil.Error:
+                pass
+        for proc in procs:
+            try:
+                proc.kill()
             except psutil.Error:
                 pass
 
@@ -139,13 +145,7 @@ def _execute(src: Path, dest: Path, params: dict, timeout: float, workdir: Path)
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    from forge_course.grading import forkserver
-
-    server = forkserver.ForkServer.get()
-    if server is not None:
-        os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = forkserver.PROVISIONER
-    spare = (server.pid,) if server is not None else ()
-    with _Watchdog(timeout, spare) as dog, _stderr_to(dest.with_suffix(".log")):
+    with _Watchdog(timeout) as dog, _stderr_to(dest.with_suffix(".log")):
         try:
             papermill.execute_notebook(
                 str(src), str(dest), parameters=params, kernel_name="python3",
@@ -223,10 +223,7 @@ def grade_one(
         result["message"] = str(exc)
         result["rows"] = [CheckResult(NOTEBOOK_ROW, 0, 0, "error", str(exc)).to_dict()]
         return result | {"duration_s": round(time.perf_counter() - started, 2)}
-    if checks_dir:
-        if checks_dir not in _EXTRA:
-            _EXTRA[checks_dir] = load_checks(Path(checks_dir))
-        ex = ex.with_extra(_EXTRA[checks_dir])
+    ex = _with_extra(ex.name, checks_dir)
     params = ex.params | overrides
     limit = timeout or ex.timeout
     result.update(exercise=ex.name, params=params, timeout_s=limit)
@@ -261,23 +258,62 @@ def grade_one(
             _mark_stop(executed, sub.path, outcome, message)
         result.update(outcome=outcome, message=message)
         scored = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="forge-score-") as store:
-            result["rows"] = _score(ex, collector, params, outcome, message, Path(store))
+        store = Path(tmp) / "received"
+        args = {
+            "exercise": ex.name, "checks_dir": checks_dir, "folder": str(store),
+            "index": collector.dump(store), "params": params, "outcome": outcome,
+            "message": message,
+        }  # fmt: skip
+        answer = _score_somewhere(args)
+        result["rows"], result["environment"] = answer["rows"], answer["environment"]
         result["score_s"] = round(time.perf_counter() - scored, 2)
-    result["environment"] = _environment()
     result["duration_s"] = round(time.perf_counter() - started, 2)
     return result
 
 
-def _score(
-    ex: Exercise, collector, params: dict, outcome: str, message: str, store: Path
-) -> list[dict]:
-    """Run every check on what was received, in this (the grader's) process."""
-    from forge_course.env import setup
+def _score_somewhere(args: dict) -> dict:
+    """Score in a process forked by the fork server (TensorFlow preloaded), else here."""
+    from forge_course.grading import forkserver
 
+    if forkserver.ADDRESS is not None:
+        try:
+            return forkserver.call_score(args)
+        except (OSError, RuntimeError, ValueError):
+            pass  # the server is gone or the scorer died: score here instead
+    return score_folder(**args)
+
+
+def _with_extra(name: str, checks_dir: str | None) -> Exercise:
+    ex = exercise(name)
+    if checks_dir:
+        if checks_dir not in _EXTRA:
+            _EXTRA[checks_dir] = load_checks(Path(checks_dir))
+        ex = ex.with_extra(_EXTRA[checks_dir])
+    return ex
+
+
+def score_folder(
+    *,
+    exercise: str,
+    checks_dir: str | None,
+    folder: str,
+    index: dict[str, dict[str, str]],
+    params: dict,
+    outcome: str,
+    message: str,
+) -> dict:
+    """Run every check on the artifacts filed under ``folder``, in a grader process.
+
+    ``index`` maps each task that was submitted to its values' names and kinds; a task
+    missing from it gets the status the run explains (missing, error, timeout, crashed).
+    """
+    from forge_course.env import setup
+    from forge_course.grading.channel import EXTENSIONS, decode
+
+    ex = _with_extra(exercise, checks_dir)
     rows: list[CheckResult] = []
     for t in ex.tasks:
-        if t.id not in collector.received:
+        if t.id not in index:
             if outcome == "completed":
                 status = "missing"
                 why = (
@@ -292,7 +328,10 @@ def _score(
             continue
         setup(int(params.get("SEED", 0)), verbose=False)
         try:
-            values = collector.load(t.id, store)
+            values = {
+                name: decode(kind, Path(folder) / t.id / (name + EXTENSIONS[kind]))
+                for name, kind in index[t.id].items()
+            }
         except Exception as exc:  # noqa: BLE001
             why = f"could not load what you submitted for {t.id}: {type(exc).__name__}: {exc}"[:500]
             rows += [
@@ -300,7 +339,7 @@ def _score(
             ]
             continue
         rows += run_checks(t, values, params, t.checks)
-    return [r.to_dict() for r in rows]
+    return {"rows": [r.to_dict() for r in rows], "environment": _environment()}
 
 
 def _environment() -> dict:
@@ -312,8 +351,13 @@ def _environment() -> dict:
     return describe() | {"platform": platform.platform(), "cpus": os.cpu_count()}
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, address: tuple[str, str] | None) -> None:
     """Give each worker (and the kernels it starts) its share of the cores."""
+    from forge_course.grading import forkserver
+
+    forkserver.ADDRESS = address
+    if address is not None:
+        os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = forkserver.PROVISIONER
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -350,9 +394,21 @@ def grade(
     jobs = max(1, jobs or os.cpu_count() or 1)
     started = time.perf_counter()
     args = (out, overrides or {}, timeout, str(checks_dir) if checks_dir else None)
-    results = _run_pool(subs, args, jobs, progress)
+    from forge_course.grading.forkserver import ForkServer
+
+    server = ForkServer.start()
+    try:
+        results = _run_pool(subs, args, jobs, progress, server.address if server else None)
+    finally:
+        if server is not None:
+            server.close()
     book = {
-        "parameters": {"overrides": overrides or {}, "timeout_s": timeout, "jobs": jobs},
+        "parameters": {
+            "overrides": overrides or {},
+            "timeout_s": timeout,
+            "jobs": jobs,
+            "fork_server": server is not None,
+        },  # fmt: skip
         "environment": next((r["environment"] for r in results if "environment" in r), {}),
         "wall_s": round(time.perf_counter() - started, 2),
         "submissions": sorted(results, key=lambda r: (r["student"], r["notebook"])),
@@ -361,7 +417,9 @@ def grade(
     return book
 
 
-def _run_pool(subs: list[Submission], args: tuple, jobs: int, progress: bool) -> list[dict]:
+def _run_pool(
+    subs: list[Submission], args: tuple, jobs: int, progress: bool, address
+) -> list[dict]:
     from tqdm import tqdm
 
     results: dict[int, dict] = {}
@@ -373,7 +431,7 @@ def _run_pool(subs: list[Submission], args: tuple, jobs: int, progress: bool) ->
         ctx = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with futures.ProcessPoolExecutor(
-            jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+            jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, address)
         ) as pool:
             todo = {pool.submit(grade_one, subs[i], *args): i for i in pending}
             for fut in futures.as_completed(todo):
