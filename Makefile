@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.forge-course-installed
 JOBS    ?= 2
 
-.PHONY: help install lab test lint unit notebooks grading assign doctor fetch-data bench clean
+.PHONY: help install lab test lint assign doctor fetch-data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,13 +25,18 @@ install: $(STAMP)  ## create .venv and install the course (only when needed)
 lab: install  ## start JupyterLab on the course
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/00_setup_and_environment.ipynb
 
-test: install  ## the whole suite: lint, unit tests, notebooks, grading (offline)
+test: install  ## the whole suite: lint, exercises fresh, unit tests, notebooks, grading (offline)
 	$(MAKE) --no-print-directory lint
+	$(BIN)/forge-course assign --check
 	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q tests
-	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --nbval-lax -p no:randomly notebooks
+	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --nbval-lax notebooks solutions
 
-lint: install  ## ruff over the package, tests and benchmarks
+lint: install  ## ruff (lint and format) over the package, tests and benchmarks
 	$(BIN)/python -m ruff check forge_course tests benchmarks
+	$(BIN)/python -m ruff format --check forge_course tests benchmarks
+
+assign: install  ## regenerate exercises/ from solutions/
+	$(BIN)/forge-course assign
 
 doctor: install  ## check this machine for the course
 	$(BIN)/forge-course doctor

@@ -83,7 +83,9 @@ def make_exercise(solution: nbformat.NotebookNode, where: str = "") -> nbformat.
     nb = copy.deepcopy(solution)
     found = False
     for k, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
+        if cell.cell_type == "code" and (
+            "### BEGIN SOLUTION" in cell.source or "### END" in cell.source
+        ):
             cell.source = _strip_cell(cell.source, f"{where} cell {k}")
             found = True
     if not found:

@@ -1,0 +1,136 @@
+"""Fixture submissions, each named for what it does, built from the real solution.
+
+Building them from ``solutions/02_sequential_api.ipynb`` keeps them in step with the
+exercise: a fixture differs from the solution only in the cells its name describes.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+
+from tests.conftest import ROOT
+
+SOLUTION = ROOT / "solutions" / "02_sequential_api.ipynb"
+
+
+def _solution():
+    return nbformat.read(SOLUTION, as_version=4)
+
+
+def _index(nb, text: str) -> int:
+    return next(i for i, c in enumerate(nb.cells) if text in c.source)
+
+
+def _insert_after(nb, text: str, source: str):
+    nb.cells.insert(_index(nb, text) + 1, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def correct():
+    return _solution()
+
+
+def wrong_answer():
+    nb = _solution()
+    i = _index(nb, "### BEGIN SOLUTION: build")
+    nb.cells[i].source = (
+        nb.cells[i]
+        .source.replace('Dense(64, activation="relu")', 'Dense(4, activation="tanh")')
+        .replace('Dense(32, activation="relu")', 'Dense(2, activation="tanh")')
+    )
+    j = _index(nb, "### BEGIN SOLUTION: fit")
+    nb.cells[j].source = nb.cells[j].source.replace("epochs=EPOCHS", "epochs=1")
+    return nb
+
+
+def raises_in_cell():
+    return _insert_after(_solution(), 'check("ex02_1"', "total = 10\ntotal / 0")
+
+
+def infinite_loop():
+    return _insert_after(_solution(), 'check("ex02_1"', "while True:\n    pass")
+
+
+def kills_its_kernel():
+    return _insert_after(
+        _solution(), 'check("ex02_1"', "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    )
+
+
+def prints_fake_results():
+    nb = _solution()
+    fake = (
+        "from IPython.display import HTML, display\n"
+        "print('ex02_1: 4/4 points\\n  PASS ex02_1.architecture (2/2)')\n"
+        "display(HTML('<table><tr><td>&#9989;</td><td>ex02_2.test_accuracy</td>"
+        "<td>2/2</td></tr></table>'))"
+    )
+    for c in nb.cells:
+        if c.source.startswith("check("):
+            c.source = fake
+    return nb
+
+
+def replaces_check():
+    return _insert_after(
+        _solution(),
+        "setup(seed=SEED)",
+        "def check(*args, **kwargs):\n    print('All checks passed! 10/10')\n    return True",
+    )
+
+
+def overwrites_its_artifacts():
+    """Submits an untrained model for ex02_2, then tries to swap in a trained one."""
+    nb = _solution()
+    i = _index(nb, 'check("ex02_2"')
+    nb.cells[i].source = (
+        "import glob, os, shutil, tempfile\n"
+        "model.save('trained.keras')\n"
+        "untrained = keras.models.clone_model(model)\n"
+        "untrained.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])\n"
+        "check('ex02_2', model=untrained, test_accuracy=test_accuracy)\n"
+        "# now overwrite every artifact we can find with the trained model\n"
+        "for root in (os.getcwd(), tempfile.gettempdir()):\n"
+        "    for path in glob.glob(os.path.join(root, '**', '*.keras'), recursive=True):\n"
+        "        if not path.endswith('trained.keras'):\n"
+        "            try:\n"
+        "                shutil.copy('trained.keras', path)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "open('gradebook.json', 'w').write('{\"score\": 100}')"
+    )
+    return nb
+
+
+def missing_exercise_cells():
+    nb = _solution()
+    nb.cells = [
+        c for c in nb.cells if "ex02_2" not in c.source and "BEGIN SOLUTION: fit" not in c.source
+    ]
+    return nb
+
+
+FIXTURES = {
+    f.__name__: f
+    for f in (
+        correct, wrong_answer, raises_in_cell, infinite_loop, kills_its_kernel,
+        prints_fake_results, replaces_check, overwrites_its_artifacts, missing_exercise_cells,
+    )
+}  # fmt: skip
+
+
+def write_all(folder: Path) -> list[Path]:
+    """Write every fixture (plus a file that is not a notebook) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, build in FIXTURES.items():
+        path = folder / f"{name}.ipynb"
+        nbformat.write(copy.deepcopy(build()), path)
+        paths.append(path)
+    bad = folder / "not_a_notebook.ipynb"
+    bad.write_text("My homework is in the attached PDF, sorry!\n")
+    paths.append(bad)
+    return paths

@@ -1,0 +1,80 @@
+"""forge-course assign: exercises generated from solutions, and staleness detection."""
+
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+
+from forge_course.errors import GradingError
+from forge_course.grading.assign import assign, make_exercise
+from tests.conftest import ROOT, run_cli
+
+
+def notebook(*sources: str, exercise: str = "02_sequential_api"):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["forge_course"] = {"exercise": exercise}
+    return nb
+
+
+def test_regions_become_placeholders_that_keep_indentation_and_hint():
+    nb = notebook(
+        "x = 1\n### BEGIN SOLUTION: build the model\nmodel = make()\nacc, loss = 1, 2\n"
+        "### END SOLUTION\nprint(x)",
+        "def f():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION",
+    )
+    ex = make_exercise(nb, "demo")
+    assert ex.cells[0].source == (
+        "x = 1\n# YOUR CODE HERE: build the model\nmodel = ...\nacc = ...\nloss = ...\nprint(x)"
+    )
+    assert ex.cells[1].source == "def f():\n    # YOUR CODE HERE: write your answer here\n    pass"
+    assert "make()" not in nbformat.writes(ex) and "42" not in nbformat.writes(ex)
+    assert ex.metadata["forge_course"] == {"exercise": "02_sequential_api"}
+
+
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("### BEGIN SOLUTION\nx = 1", "without an END"),
+        ("x = 1\n### END SOLUTION", "without a BEGIN"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
+        ("x = 1", "no ### BEGIN SOLUTION region"),
+    ],
+)
+def test_broken_markers_name_the_cell(source, problem):
+    with pytest.raises(GradingError, match=problem):
+        make_exercise(notebook(source), "solutions/demo.ipynb")
+
+
+def test_exercise_metadata_is_required():
+    nb = notebook("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")
+    del nb.metadata["forge_course"]
+    with pytest.raises(GradingError, match="metadata.forge_course.exercise"):
+        make_exercise(nb, "demo")
+
+
+def test_committed_exercises_are_up_to_date():
+    result = run_cli("assign", "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_names_stale_files_and_assign_fixes_them(tmp_path):
+    sol, ex = tmp_path / "solutions", tmp_path / "exercises"
+    shutil.copytree(ROOT / "solutions", sol)
+    shutil.copytree(ROOT / "exercises", ex)
+    nb = nbformat.read(sol / "02_sequential_api.ipynb", as_version=4)
+    nb.cells[0].source += "\n\nA new sentence."
+    nbformat.write(nb, sol / "02_sequential_api.ipynb")
+    (ex / "99_orphan.ipynb").write_text("{}")
+    stale = run_cli("assign", "--check", "--solutions", str(sol), "--exercises", str(ex))
+    assert stale.returncode == 1
+    assert "02_sequential_api.ipynb" in stale.stdout and "99_orphan.ipynb" in stale.stdout
+    assert "00_setup" not in stale.stdout
+    assert assign(sol, ex).written == [ex / "02_sequential_api.ipynb"]
+    assert "A new sentence." in (ex / "02_sequential_api.ipynb").read_text()
+
+
+def test_missing_solutions_folder_is_a_usage_error(tmp_path):
+    result = run_cli("assign", "--solutions", str(tmp_path / "none"))
+    assert result.returncode == 2 and "no solution notebooks" in result.stderr

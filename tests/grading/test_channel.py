@@ -1,0 +1,73 @@
+"""The artifact channel: round trips, tokens, and refusing what could run code."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import keras
+import numpy as np
+import pytest
+
+from forge_course.errors import GradingError
+from forge_course.grading import channel
+
+
+def test_values_round_trip_through_a_real_socket(monkeypatch, tmp_path):
+    model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(2)])
+    with channel.Collector() as collector:
+        monkeypatch.setenv(channel.ENV_VAR, collector.address)
+        channel.submit(
+            "ex01_1",
+            {
+                "y": ("array", np.arange(6, dtype=np.float32).reshape(2, 3)),
+                "n_weights": ("scalar", np.int64(18)),
+                "model": ("model", model),
+            },
+        )
+        channel.submit("ex01_2", {"losses": ("array", ...)})
+    index = collector.dump(tmp_path)
+    assert index == {
+        "ex01_1": {"y": "array", "n_weights": "scalar", "model": "model"},
+        "ex01_2": {"losses": "unanswered"},
+    }
+    y = channel.decode("array", tmp_path / "ex01_1" / "y.npy")
+    assert y.shape == (2, 3) and y.dtype == np.float32
+    assert channel.decode("scalar", tmp_path / "ex01_1" / "n_weights.json") == 18
+    loaded = channel.decode("model", tmp_path / "ex01_1" / "model.keras")
+    np.testing.assert_allclose(loaded.get_weights()[0], model.get_weights()[0])
+
+
+def test_a_wrong_token_is_refused(monkeypatch):
+    with channel.Collector() as collector:
+        host, port, _ = collector.address.split(":")
+        monkeypatch.setenv(channel.ENV_VAR, f"{host}:{port}:forged")
+        with pytest.raises(GradingError, match="bad token"):
+            channel.submit("ex00_1", {"tf_version": ("scalar", "2.21.0")})
+        assert collector.received == {}
+
+
+def test_oversized_or_malformed_headers_are_refused():
+    with channel.Collector() as collector:
+        host, port, token = collector.address.split(":")
+        header = {"token": token, "task": "../etc", "name": "x", "kind": "scalar", "size": 2}
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(json.dumps(header).encode() + b"\n{}")
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.makefile().readline().startswith("error: bad artifact name")
+        assert collector.received == {}
+
+
+def test_objects_that_need_pickle_are_not_sent():
+    with pytest.raises(GradingError, match="Python objects"):
+        channel.encode("array", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(GradingError, match="number or text"):
+        channel.encode("scalar", object())
+
+
+def test_a_model_with_code_inside_is_refused_by_safe_mode(tmp_path):
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Lambda(lambda x: x * 2)])
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(Exception, match="(?i)safe_mode|lambda"):
+        channel.decode("model", path)

@@ -1,0 +1,254 @@
+"""The grader end to end: adversarial submissions, solutions, exercises, determinism.
+
+One batch is graded once (module fixture) with real papermill kernels, and each test
+reads what an instructor would read: the gradebook, the feedback, executed notebooks.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from forge_course.grading import exercise
+from forge_course.grading.report import COLUMNS
+from tests.conftest import ROOT, run_cli
+from tests.grading import fixtures
+
+TIMEOUT = 30  # seconds per notebook; a correct exercise 02 runs in a few
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    subs = root / "submissions"
+    fixtures.write_all(subs)
+    for who, folder in (("solution", "solutions"), ("exercise", "exercises")):
+        shutil.copytree(ROOT / folder, subs / who, ignore=shutil.ignore_patterns("*.md"))
+    (subs / "erin").mkdir()  # a student folder, and a notebook named as the student liked
+    shutil.copy(
+        ROOT / "solutions" / "00_setup_and_environment.ipynb", subs / "erin" / "my hw.ipynb"
+    )
+    out = root / "out"
+    result = run_cli(
+        "grade", str(subs), "--out", str(out), "--jobs", "2", "--timeout", str(TIMEOUT), timeout=900
+    )
+    with (out / "gradebook.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    book = json.loads((out / "gradebook.json").read_text())
+    return {"result": result, "out": out, "rows": rows, "book": book}
+
+
+def statuses(batch, student, notebook=None):
+    notebook = notebook or f"{student}.ipynb"
+    return {
+        r["check"]: r["status"]
+        for r in batch["rows"]
+        if r["student"] == student and r["notebook"] == notebook
+    }
+
+
+def messages(batch, student):
+    return {r["check"]: r["message"] for r in batch["rows"] if r["student"] == student}
+
+
+EX02 = [c.id for c in exercise("02_sequential_api").checks]
+EX02_1 = [c for c in EX02 if c.startswith("ex02_1")]
+EX02_2 = [c for c in EX02 if c.startswith("ex02_2")]
+
+
+def test_batch_finishes_with_exit_1_and_a_whole_gradebook(batch):
+    result = batch["result"]
+    assert result.returncode == 1, result.stderr[-2000:]  # some submissions fail checks
+    assert "Traceback" not in result.stdout
+    with (batch["out"] / "gradebook.csv").open() as f:
+        assert next(csv.reader(f)) == COLUMNS
+    keys = Counter((r["student"], r["notebook"], r["check"]) for r in batch["rows"])
+    assert all(n == 1 for n in keys.values()), [k for k, n in keys.items() if n > 1]
+    by_sub = {}
+    for r in batch["rows"]:
+        by_sub.setdefault((r["student"], r["notebook"]), []).append(r["check"])
+    assert len(by_sub) == 10 + 3 + 3 + 1  # fixtures + solutions + exercises + erin
+    for (student, _notebook), checks in by_sub.items():
+        if student in fixtures.FIXTURES:
+            assert checks == EX02, (student, checks)
+
+
+def test_correct_submission_gets_full_marks(batch):
+    assert set(statuses(batch, "correct").values()) == {"passed"}
+
+
+def test_wrong_answer_fails_the_right_checks(batch):
+    s = statuses(batch, "wrong_answer")
+    assert s["ex02_1.architecture"] == "failed" and s["ex02_1.parameter_count"] == "failed"
+    assert s["ex02_1.compiled"] == "passed"
+    assert "layer 1" in messages(batch, "wrong_answer")["ex02_1.architecture"]
+
+
+def test_raises_in_cell_is_graded_as_far_as_it_got(batch):
+    s = statuses(batch, "raises_in_cell")
+    assert all(s[c] == "passed" for c in EX02_1)
+    assert all(s[c] == "error" for c in EX02_2)
+    msg = messages(batch, "raises_in_cell")["ex02_2.test_accuracy"]
+    assert "ZeroDivisionError" in msg and "In [" in msg
+
+
+def test_infinite_loop_times_out_and_is_marked(batch):
+    s = statuses(batch, "infinite_loop")
+    assert all(s[c] == "passed" for c in EX02_1)
+    assert all(s[c] == "timeout" for c in EX02_2)
+    executed = (batch["out"] / "executed" / "infinite_loop" / "infinite_loop.ipynb").read_text()
+    assert "Grading stopped here (timeout)" in executed
+    sub = next(x for x in batch["book"]["submissions"] if x["student"] == "infinite_loop")
+    assert sub["duration_s"] < TIMEOUT + 20
+
+
+def test_killed_kernel_is_crashed(batch):
+    s = statuses(batch, "kills_its_kernel")
+    assert all(s[c] == "passed" for c in EX02_1)
+    assert all(s[c] == "crashed" for c in EX02_2)
+
+
+@pytest.mark.parametrize("student", ["prints_fake_results", "replaces_check"])
+def test_printed_or_forged_success_counts_for_nothing(batch, student):
+    assert set(statuses(batch, student).values()) == {"missing"}
+    assert all(r["points"] == "0" for r in batch["rows"] if r["student"] == student)
+
+
+def test_overwriting_artifacts_changes_nothing(batch):
+    s = statuses(batch, "overwrites_its_artifacts")
+    assert all(s[c] == "passed" for c in EX02_1)
+    assert s["ex02_2.test_accuracy"] == "failed" and s["ex02_2.holdout_accuracy"] == "failed"
+    assert "submissions" in batch["book"]  # the forged gradebook.json went nowhere near ours
+
+
+def test_missing_exercise_cells(batch):
+    s = statuses(batch, "missing_exercise_cells")
+    assert all(s[c] == "passed" for c in EX02_1)
+    assert all(s[c] == "missing" for c in EX02_2)
+    assert "never called" in messages(batch, "missing_exercise_cells")["ex02_2.test_accuracy"]
+
+
+def test_not_a_notebook_gets_one_clear_row(batch):
+    rows = [r for r in batch["rows"] if r["student"] == "not_a_notebook"]
+    assert len(rows) == 1 and rows[0]["status"] == "error"
+    assert "not a readable notebook" in rows[0]["message"]
+
+
+def test_every_solution_grades_to_full_marks(batch):
+    subs = [s for s in batch["book"]["submissions"] if s["student"] in ("solution", "erin")]
+    assert len(subs) == 4
+    for sub in subs:
+        assert sub["outcome"] == "completed", sub["message"]
+        assert sub["points"] == sub["possible"] > 0, [
+            r for r in sub["rows"] if r["status"] != "passed"
+        ]
+
+
+def test_every_exercise_runs_without_crashing_below_full_marks(batch):
+    subs = [s for s in batch["book"]["submissions"] if s["student"] == "exercise"]
+    assert len(subs) == 3
+    for sub in subs:
+        assert sub["outcome"] == "completed", sub["message"]
+        assert sub["points"] < sub["possible"]
+        assert {r["message"] for r in sub["rows"]} == {"not answered yet"}
+
+
+def test_gradebook_json_records_parameters_durations_and_environment(batch):
+    book = batch["book"]
+    assert book["environment"]["tensorflow"].startswith("2.21")
+    assert book["environment"]["keras"].startswith("3.")
+    correct = next(s for s in book["submissions"] if s["student"] == "correct")
+    assert correct["params"] == exercise("02_sequential_api").params
+    assert correct["duration_s"] > 0 and correct["timeout_s"] == TIMEOUT
+
+
+def test_feedback_per_student_without_hidden_check_sources(batch):
+    folder = batch["out"] / "feedback"
+    students = {r["student"] for r in batch["rows"]}
+    assert {p.stem for p in folder.glob("*.md")} == students
+    text = (folder / "wrong_answer.md").read_text()
+    assert "hint:" in text and "FAILED" in text and "(hidden check)" in text
+    for md in folder.glob("*.md"):
+        body = md.read_text()
+        assert "def " not in body and "grading_holdout" not in body
+    assert len(list((folder / "solution.md").read_text().split("\n## "))) == 4  # 3 notebooks
+
+
+def test_executed_notebooks_explain_where_they_stopped(batch):
+    executed = batch["out"] / "executed"
+    raised = (executed / "raises_in_cell" / "raises_in_cell.ipynb").read_text()
+    assert "ZeroDivisionError" in raised and "An Exception was encountered" in raised
+    crashed = (executed / "kills_its_kernel" / "kills_its_kernel.ipynb").read_text()
+    assert "Grading stopped here (crashed)" in crashed
+    assert (executed / "erin" / "my hw.ipynb").exists()
+
+
+def test_grading_is_deterministic_with_overrides_and_hidden_checks(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    import nbformat
+
+    for name in ("correct", "wrong_answer"):
+        nbformat.write(fixtures.FIXTURES[name](), subs / f"{name}.ipynb")
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "extra.py").write_text(
+        "from forge_course.grading import Check\n"
+        "def bias_is_small(values, params):\n"
+        "    import numpy as np\n"
+        "    b = values['model'].layers[-1].get_weights()[1]\n"
+        "    return None if float(np.abs(b).max()) < 10 else 'output bias is huge'\n"
+        "CHECKS = [Check('ex02_2', 'instructor_bias', bias_is_small, points=1)]\n"
+    )
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}"
+        result = run_cli(
+            "grade", str(subs), "--out", str(out), "--checks", str(checks),
+            "-p", "EPOCHS", "3", "--json", "-q",
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr[-2000:]
+        runs.append(json.loads(result.stdout))
+    assert runs[0] == runs[1]
+    extra = [r for r in runs[0] if r["check"] == "ex02_2.instructor_bias"]
+    assert len(extra) == 2 and all(r["status"] == "passed" for r in extra)
+    book = json.loads((tmp_path / "out0" / "gradebook.json").read_text())
+    assert all(s["params"]["EPOCHS"] == 3 for s in book["submissions"])
+    feedback = (tmp_path / "out0" / "feedback" / "correct.md").read_text()
+    assert "instructor_bias (hidden check)" in feedback and "bias_is_small" not in feedback
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["grade", "no/such/folder", "--out", "x"], "does not exist"),
+        (["grade", "solutions", "--out", "x", "--checks", "no/such/checks"], "not a folder"),
+    ],
+)
+def test_grade_usage_errors_exit_2(args, expect, tmp_path):
+    result = run_cli(*args)
+    assert result.returncode == 2 and expect in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_empty_folder_is_a_usage_error(tmp_path):
+    result = run_cli("grade", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "no notebooks found" in result.stderr
+
+
+def test_unknown_exercise_metadata(tmp_path):
+    import nbformat
+
+    nb = fixtures.correct()
+    nb.metadata["forge_course"]["exercise"] = "99_nothing"
+    nbformat.write(nb, tmp_path / "odd.ipynb")
+    result = run_cli("grade", str(tmp_path / "odd.ipynb"), "--out", str(tmp_path / "out"), "-q")
+    assert result.returncode == 1
+    rows = list(csv.DictReader((tmp_path / "out" / "gradebook.csv").open()))
+    assert [r["status"] for r in rows] == ["error"] and "unknown exercise" in rows[0]["message"]
+    assert Path(tmp_path / "out" / "feedback" / "odd.md").exists()
