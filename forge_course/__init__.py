@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 
-# Quiet TensorFlow's C++ start-up chatter before anything imports it; users may override.
+# Hide TensorFlow's runtime C++ info and warning logs (not the few lines TensorFlow 2.21
+# prints while it loads, which ignore this setting); users may override it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from forge_course.errors import CacheError, DatasetError, ForgeError, GradingError  # noqa: E402

@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from forge_course.errors import ForgeError
-
 __all__ = [
     "Check",
     "DoctorReport",
@@ -21,6 +19,8 @@ __all__ = [
     "describe",
     "doctor",
     "environment_line",
+    "home",
+    "offline",
     "setup",
 ]
 
@@ -133,8 +133,21 @@ class DoctorReport:
 
 def doctor(*, kernel_name: str = "python3") -> DoctorReport:
     """Check this machine for the course and return a report (it never raises)."""
-    checks = [_check_python(), *_check_packages(), _check_tensorflow(), _check_gpu()]
-    checks += [_check_cache(), _check_kernel(kernel_name)]
+    steps = [
+        ("Python", _check_python),
+        ("packages", _check_packages),
+        ("TensorFlow", _check_tensorflow),
+        ("GPU", _check_gpu),
+        ("dataset cache", _check_cache),
+        ("Jupyter kernel", lambda: _check_kernel(kernel_name)),
+    ]
+    checks = []
+    for name, step in steps:
+        try:
+            found = step()
+        except Exception as exc:  # noqa: BLE001 - a broken check is a finding, not a crash
+            found = Check(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}")
+        checks += found if isinstance(found, list) else [found]
     return DoctorReport(checks)
 
 
@@ -195,7 +208,28 @@ def _check_packages() -> list[Check]:
     return [Check("packages", "ok", f"{len(reqs)} requirements met")]
 
 
+def _configured_backend() -> str:
+    """The backend Keras will pick: $KERAS_BACKEND, else keras.json, else tensorflow."""
+    import json
+
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    try:
+        return json.loads((home() / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 def _check_tensorflow() -> Check:
+    configured = _configured_backend()
+    if configured != "tensorflow":
+        return Check(
+            "TensorFlow",
+            "fail",
+            f"Keras is configured for the {configured!r} backend",
+            "this course runs Keras on TensorFlow: unset KERAS_BACKEND (or set the "
+            f"backend in {home() / 'keras.json'} to tensorflow), then restart the kernel",
+        )
     try:
         import keras
         import tensorflow as tf
@@ -242,10 +276,7 @@ def _check_cache() -> Check:
     from forge_course import data
 
     root = data.cache_dir()
-    try:
-        status = data.cache_status()
-    except ForgeError as exc:
-        return Check("dataset cache", "fail", str(exc))
+    status = data.cache_status()
     if not data.cache_writable(root):
         return Check(
             "dataset cache",

@@ -6,13 +6,12 @@ caller (or the CLI) can catch one class and show its message without a traceback
     ForgeError
     ├── DatasetError        unknown dataset name, unusable data
     │   └── CacheError      corrupt or unwritable dataset cache
-    ├── DoctorError         the environment check could not run
     └── GradingError        exercise, submission or grading problems
 """
 
 from __future__ import annotations
 
-__all__ = ["ForgeError", "DatasetError", "CacheError", "DoctorError", "GradingError"]
+__all__ = ["ForgeError", "DatasetError", "CacheError", "GradingError"]
 
 
 class ForgeError(Exception):
@@ -25,10 +24,6 @@ class DatasetError(ForgeError):
 
 class CacheError(DatasetError):
     """A dataset cache file is corrupt, or the cache directory cannot be written."""
-
-
-class DoctorError(ForgeError):
-    """The environment check itself could not run."""
 
 
 class GradingError(ForgeError):

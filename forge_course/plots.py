@@ -1,4 +1,9 @@
-"""Matplotlib figures the lessons use. Each function returns the Figure it drew."""
+"""Matplotlib figures the lessons use. Each function returns the Figure it drew.
+
+In a notebook, end the cell with ``plt.show()`` (or assign the figure to a name):
+a bare call on a cell's last line would display the figure twice, once by pyplot and
+once as the cell's value.
+"""
 
 from __future__ import annotations
 

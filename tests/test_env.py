@@ -73,3 +73,26 @@ def test_doctor_fails_when_keras_is_not_on_tensorflow(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     check = env._check_tensorflow()
     assert check.status == "fail" and "KERAS_BACKEND" in check.fix
+
+
+def test_doctor_names_a_foreign_backend_before_importing_keras(monkeypatch, keras_home):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    check = env._check_tensorflow()
+    assert check.status == "fail" and "'jax' backend" in check.detail
+    assert "unset KERAS_BACKEND" in check.fix
+    monkeypatch.delenv("KERAS_BACKEND")
+    keras_home.mkdir()
+    (keras_home / "keras.json").write_text('{"backend": "torch"}')
+    check = env._check_tensorflow()
+    assert check.status == "fail" and "'torch' backend" in check.detail
+    assert str(keras_home / "keras.json") in check.fix
+
+
+def test_a_check_that_breaks_is_reported_not_raised(monkeypatch):
+    def broken():
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(env, "_check_gpu", broken)
+    report = env.doctor()
+    gpu = next(c for c in report.checks if c.name == "GPU")
+    assert gpu.status == "fail" and "kaput" in gpu.detail and not report.ok
