@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the course (only when needed)
 
+# Extra options for JupyterLab, e.g. `make lab LAB_ARGS="--no-browser --ip=0.0.0.0"`.
+LAB_ARGS ?=
+ROOT_OK := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+
 lab: install  ## start JupyterLab on the course
-	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/00_setup_and_environment.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(ROOT_OK) $(LAB_ARGS) notebooks/00_setup_and_environment.ipynb
 
 test: install  ## the whole suite: lint, exercises fresh, unit tests, notebooks, grading (offline)
 	$(MAKE) --no-print-directory lint

@@ -105,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     except ForgeError as exc:
         print(f"forge-course {args.verb}: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_USAGE)
+    except OSError as exc:  # a folder we cannot write, a disk that is full, ...
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(
+            f"forge-course {args.verb}: error: {exc.strerror or exc}{where}; "
+            "check the path and its permissions",
+            file=sys.stderr,
+        )
+        return EXIT_CANNOT_RUN
     except KeyboardInterrupt:
         print(f"forge-course {args.verb}: interrupted", file=sys.stderr)
         return 130

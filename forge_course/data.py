@@ -182,7 +182,17 @@ def fetch(name: str) -> Path:
         raise DatasetError(
             f"FORGE_COURSE_OFFLINE=1 forbids downloading {key}; unset it and try again"
         )
-    _download(key)
+    try:
+        _download(key)
+    except CacheError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - network, proxy or checksum trouble
+        err = DatasetError(
+            f"downloading {key} failed ({type(exc).__name__}: {exc}); check the network "
+            "connection or proxy and run `forge-course fetch-data` again"
+        )
+        err.exit_code = 3
+        raise err from None
     _read_cache(key)  # prove the files are whole
     return _cache_files(key)[0].parent
 
@@ -225,6 +235,7 @@ def _download(name: str) -> None:
         raise CacheError(
             f"cannot write the dataset cache {root}; set KERAS_HOME to a writable folder"
         )
+    root.mkdir(parents=True, exist_ok=True)  # else keras quietly falls back to /tmp/.keras
     home = str(root.parent)
     if name == "mnist":
         keras.utils.get_file(

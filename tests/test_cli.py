@@ -45,3 +45,11 @@ def test_fetch_data_unwritable_cache_exits_3(tmp_path):
     assert result.returncode == 3
     assert "set KERAS_HOME to a writable folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_grade_into_an_unwritable_place_exits_3(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli("grade", "solutions", "--out", str(blocker / "grades"))
+    assert result.returncode == 3, result.stderr
+    assert "check the path" in result.stderr and "Traceback" not in result.stderr

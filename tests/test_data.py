@@ -145,3 +145,41 @@ def test_fetch_refuses_an_unwritable_cache(monkeypatch, tmp_path):
 def test_fetch_refuses_to_download_offline(keras_home, offline):
     with pytest.raises(DatasetError, match="FORGE_COURSE_OFFLINE=1 forbids downloading"):
         data.fetch("fashion_mnist")
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A real HTTP server on loopback standing in for the dataset mirror."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "mirror"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(data, "ORIGIN", f"http://127.0.0.1:{server.server_address[1]}/")
+    monkeypatch.delenv("FORGE_COURSE_OFFLINE", raising=False)
+    yield root
+    server.shutdown()
+
+
+def test_online_download_fills_the_cache_then_loads_from_it(keras_home, mirror, capsys):
+    served = fake_fashion_cache(mirror.parent / "fake_home")
+    for fname in data.FASHION_FILES.values():
+        src = mirror.parent / "fake_home" / "datasets" / "fashion-mnist" / fname
+        (mirror / fname).write_bytes(src.read_bytes())
+    ds = data.load("fashion_mnist")
+    assert ds.source == "download" and not ds.stand_in
+    np.testing.assert_array_equal(ds.x_train, served["x_train"])
+    assert (keras_home / "datasets" / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists()
+    again = data.load("fashion_mnist", verbose=False)
+    assert again.source == "keras cache"
+
+
+def test_fetch_reports_a_checksum_mismatch(keras_home, mirror):
+    np.savez(mirror / "mnist.npz", x_train=np.zeros((1, 28, 28)), y_train=np.zeros(1))
+    with pytest.raises(DatasetError, match="downloading mnist failed") as info:
+        data.fetch("mnist")
+    assert info.value.exit_code == 3

@@ -44,3 +44,15 @@ def test_public_names_exist(module):
     mod = importlib.import_module(module)
     for name in getattr(mod, "__all__", []):
         assert hasattr(mod, name), f"{module}.__all__ names {name}, which does not exist"
+
+
+def test_make_install_is_idempotent():
+    """After an install, the install step is up to date: make would do nothing."""
+    import shutil
+    import subprocess
+
+    stamp = ROOT / ".venv" / ".forge-course-installed"
+    if not stamp.exists() or not shutil.which("make"):
+        pytest.skip("not installed through make")
+    result = subprocess.run(["make", "-q", str(stamp.relative_to(ROOT))], cwd=ROOT)
+    assert result.returncode == 0, "make would reinstall although pyproject.toml is unchanged"

@@ -70,6 +70,15 @@ def discover(paths: list[Path]) -> list[Submission]:
             raise GradingError(f"submission {path} does not exist")
     if not found:
         raise GradingError(f"no notebooks found in {', '.join(map(str, paths))}")
+    seen: dict[tuple[str, str], Path] = {}
+    for sub in found:
+        key = (sub.student, sub.notebook)
+        if key in seen:
+            raise GradingError(
+                f"two submissions for student {sub.student!r} named {sub.notebook}: "
+                f"{seen[key]} and {sub.path}; rename one or grade them separately"
+            )
+        seen[key] = sub.path
     return found
 
 

@@ -37,7 +37,8 @@ def write(out: Path, book: dict) -> None:
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows(book))
+        for row in rows(book):  # 2 and 2.0 alike print as 2
+            writer.writerow(row | {k: f"{row[k]:g}" for k in ("points", "possible")})
     tmp.replace(out / "gradebook.csv")
     by_student: dict[str, list[dict]] = defaultdict(list)
     for s in book["submissions"]:

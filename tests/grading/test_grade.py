@@ -252,3 +252,22 @@ def test_unknown_exercise_metadata(tmp_path):
     rows = list(csv.DictReader((tmp_path / "out" / "gradebook.csv").open()))
     assert [r["status"] for r in rows] == ["error"] and "unknown exercise" in rows[0]["message"]
     assert Path(tmp_path / "out" / "feedback" / "odd.md").exists()
+
+
+def test_discover_names_students_and_refuses_ambiguous_ones(tmp_path):
+    from forge_course.errors import GradingError
+    from forge_course.grading.grade import discover
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b" / "carol").mkdir(parents=True)
+    for path in (tmp_path / "a" / "alice.ipynb", tmp_path / "b" / "alice.ipynb"):
+        path.write_text("{}")
+    (tmp_path / "b" / "carol" / "ex 2.ipynb").write_text("{}")
+    (tmp_path / "b" / "notes.txt").write_text("not a submission")
+    found = discover([tmp_path / "b"])
+    assert [(s.student, s.notebook) for s in found] == [
+        ("alice", "alice.ipynb"),
+        ("carol", "ex 2.ipynb"),
+    ]
+    with pytest.raises(GradingError, match="two submissions for student 'alice'"):
+        discover([tmp_path / "a", tmp_path / "b"])
