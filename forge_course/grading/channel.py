@@ -50,7 +50,10 @@ def encode(kind: str, value: Any) -> bytes:
             raise GradingError(f"expected a Keras model, got {type(value).__name__}")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
-            value.save(path)
+            try:
+                value.save(path)
+            except Exception as exc:  # noqa: BLE001 - e.g. a custom layer without get_config
+                raise GradingError(f"could not save the model: {exc}") from None
             return path.read_bytes()
     if kind == "array":
         buf = io.BytesIO()
@@ -96,14 +99,19 @@ def submit(task_id: str, values: dict[str, tuple[str, Any]]) -> None:
     if address is None:
         raise GradingError("not running under the grader")
     host, port, token = address
-    for name, (kind, value) in values.items():
-        payload = encode(kind, value)
-        kind = "unanswered" if value is Ellipsis else kind
+    encoded = {  # serialize everything first: a task is sent whole or not at all
+        name: ("unanswered" if value is Ellipsis else kind, encode(kind, value))
+        for name, (kind, value) in values.items()
+    }
+    for name, (kind, payload) in encoded.items():
         header = {"token": token, "task": task_id, "name": name, "kind": kind, "size": len(payload)}
-        with socket.create_connection((host, port), timeout=60) as sock:
-            sock.sendall(json.dumps(header).encode() + b"\n" + payload)
-            sock.shutdown(socket.SHUT_WR)
-            reply = sock.makefile("rb").readline().decode().strip()
+        try:
+            with socket.create_connection((host, port), timeout=60) as sock:
+                sock.sendall(json.dumps(header).encode() + b"\n" + payload)
+                sock.shutdown(socket.SHUT_WR)
+                reply = sock.makefile("rb").readline().decode().strip()
+        except OSError as exc:
+            raise GradingError(f"could not reach the grader: {exc}") from None
         if reply != "ok":
             raise GradingError(f"the grader refused {task_id}.{name}: {reply}")
 

@@ -71,3 +71,18 @@ def test_a_model_with_code_inside_is_refused_by_safe_mode(tmp_path):
     model.save(path)
     with pytest.raises(Exception, match="(?i)safe_mode|lambda"):
         channel.decode("model", path)
+
+
+def test_a_bad_value_or_a_gone_grader_is_a_clear_message(monkeypatch, capsys):
+    from forge_course.grading import check
+
+    with channel.Collector() as collector:
+        monkeypatch.setenv(channel.ENV_VAR, collector.address)
+        check("ex02_1", model="not a model")
+        check("ex01_2", losses=[[1.0], [2.0, 3.0]], model=...)  # ragged: not an array
+    out = capsys.readouterr().out
+    assert "could not submit: expected a Keras model, got str" in out
+    assert out.count("could not submit") == 2 and collector.received == {}
+    monkeypatch.setenv(channel.ENV_VAR, "127.0.0.1:9:token")  # nobody listens on port 9
+    with pytest.raises(GradingError, match="could not reach the grader"):
+        channel.submit("ex00_1", {"tf_version": ("scalar", "2.21.0")})
