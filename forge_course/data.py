@@ -15,6 +15,7 @@ import gzip
 import os
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -255,7 +256,7 @@ def _read_cache(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = tuple(f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
             raise _corrupt(path, "mnist", exc) from None
         _check_pairs(path, "mnist", arrays)
         return arrays
@@ -264,7 +265,7 @@ def _read_cache(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         path = cache_dir() / "fashion-mnist" / fname
         try:
             out[key] = _read_idx(path, images=key.startswith("x"))
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zlib.error) as exc:
             raise _corrupt(path, "fashion_mnist", exc) from None
     arrays = (out["x_train"], out["y_train"], out["x_test"], out["y_test"])
     _check_pairs(cache_dir() / "fashion-mnist", "fashion_mnist", arrays)

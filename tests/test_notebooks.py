@@ -50,6 +50,7 @@ def test_title_cell_states_objective_and_run_time(notebook):
     assert first.cell_type == "markdown" and first.source.startswith("# "), path.name
     assert re.search(r"run time|runs in|minute|seconds", first.source, re.I), path.name
     assert re.search(r"prerequisite", first.source, re.I), path.name
+    assert re.search(r"objective", first.source, re.I), path.name
 
 
 def test_parameters_cell_holds_literals_only_and_comes_first(notebook):

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import pytest
-import tomllib
 import yaml
 from packaging.requirements import Requirement
 
 from tests.conftest import ROOT
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 
 def _normalize(reqs):
-    return {Requirement(r).name.lower(): str(Requirement(r).specifier) for r in reqs}
+    return {
+        Requirement(r).name.lower(): (str(Requirement(r).specifier), str(Requirement(r).marker))
+        for r in reqs
+    }
 
 
 def test_environment_yml_mirrors_pyproject():

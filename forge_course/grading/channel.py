@@ -4,8 +4,8 @@ While grading, ``check(...)`` does not score anything: it serializes each value 
 artifact (a ``.keras`` model, a ``.npy`` array or a JSON scalar) and sends it over a
 loopback socket to the grader's worker process, which keeps it in memory: nothing
 the kernel writes to disk or prints afterwards can change what was received. Once
-the kernel is gone, the grader writes the artifacts to a fresh folder, loads each
-itself (Keras ``safe_mode``, NumPy without pickles) and computes every score.
+the kernel and anything it started are gone, a grader process loads each artifact
+from memory (Keras ``safe_mode``, NumPy without pickles) and computes every score.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from forge_course.errors import GradingError
 
 ENV_VAR = "FORGE_COURSE_SUBMIT"
 EXTENSIONS = {"model": ".keras", "array": ".npy", "scalar": ".json", "unanswered": ".unanswered"}
-MAX_BYTES = 512 * 1024 * 1024
+MAX_BYTES = 256 * 1024 * 1024  # one artifact
+MAX_TOTAL = 1024 * 1024 * 1024  # everything one submission sends
 
 
 def grading_address() -> tuple[str, int, str] | None:
@@ -74,20 +75,26 @@ def encode(kind: str, value: Any) -> bytes:
     raise GradingError(f"unknown artifact kind {kind!r}")
 
 
-def decode(kind: str, path: Path) -> Any:
-    """Load one artifact in the grader's process, refusing anything that could run code."""
+def decode(kind: str, payload: bytes) -> Any:
+    """Load one artifact from its bytes, in memory, refusing anything that could run code.
+
+    Nothing touches the disk, so nothing another process writes can swap an artifact
+    between its arrival and its scoring.
+    """
     if kind == "model":
         import warnings
 
-        import keras
+        # keras.saving.load_model takes only paths; the saving library under it also
+        # takes a file object, with the same safe_mode guarantee (keras is pinned < 4).
+        from keras.src.saving import saving_lib
 
         with warnings.catch_warnings():  # optimizer-state notices are not the learner's concern
             warnings.simplefilter("ignore")
-            return keras.saving.load_model(path, safe_mode=True)
+            return saving_lib.load_model(io.BytesIO(payload), safe_mode=True)
     if kind == "array":
-        return np.load(path, allow_pickle=False)
+        return np.load(io.BytesIO(payload), allow_pickle=False)
     if kind == "scalar":
-        return json.loads(path.read_text())
+        return json.loads(payload)
     if kind == "unanswered":
         return Ellipsis
     raise GradingError(f"unknown artifact kind {kind!r}")
@@ -160,20 +167,17 @@ class Collector:
             raise GradingError(f"bad artifact header {header}")
         if not (task.replace("_", "").isalnum() and name.replace("_", "").isalnum()):
             raise GradingError(f"bad artifact name {task}.{name}")
+        with self._lock:
+            held = sum(len(p) for v in self.received.values() for _, p in v.values())
+            if held + size > MAX_TOTAL:
+                raise GradingError("this submission has sent more than the grader keeps")
         payload = rfile.read(size)
         if len(payload) != size:
             raise GradingError("artifact truncated")
         with self._lock:  # a later call for the same task replaces the earlier answer
             self.received.setdefault(task, {})[name] = (kind, payload)
 
-    def dump(self, folder: Path) -> dict[str, dict[str, str]]:
-        """Write every received artifact under ``folder``; return task -> name -> kind."""
-        index: dict[str, dict[str, str]] = {}
+    def artifacts(self) -> dict[str, dict[str, tuple[str, bytes]]]:
+        """A copy of everything received: task -> name -> (kind, bytes)."""
         with self._lock:
-            for task, values in self.received.items():
-                for name, (kind, payload) in values.items():
-                    path = Path(folder) / task / (name + EXTENSIONS[kind])
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(payload)
-                    index.setdefault(task, {})[name] = kind
-        return index
+            return {task: dict(values) for task, values in self.received.items()}

@@ -20,7 +20,8 @@ GRADE_EXIT = """exit codes:
   0  gradebook written; every submission passed every check
   1  gradebook written; some checks did not pass (see the gradebook)
   2  usage error (no submissions, bad option, broken --checks folder)
-  3  could not execute (no Jupyter kernel, output folder not writable)"""
+  3  could not execute (no Jupyter kernel, output folder not writable, every
+     submission failed inside the grader itself)"""
 
 
 def _literal(text: str):
@@ -68,6 +69,8 @@ def _grade(args: argparse.Namespace) -> int:
     else:
         print(report.summary(book))
         print(f"gradebook: {Path(args.out) / 'gradebook.csv'}")
+    if book["submissions"] and all(s.get("grader_failure") for s in book["submissions"]):
+        return 3  # nothing was graded: the grader itself could not run
     perfect = all(r["status"] == "passed" for r in report.rows(book))
     return 0 if perfect else 1
 

@@ -12,9 +12,11 @@ TensorFlow op, and then forks, on request from the grading workers,
   received artifacts and runs the checks, then writes the rows back and exits.
 
 Requests arrive on a Unix socket in a private folder and must carry a token that only
-the grader's processes hold (it is never put in a kernel's environment). Where
-forking is unavailable (not Linux, or ``FORGE_COURSE_FORK=0``), the grader falls back
-to Jupyter's usual kernel launch and scores in the worker.
+the grader's processes hold (never a kernel's environment or memory). The server and
+each kernel are child *subreapers*: whatever a notebook starts in the background is
+re-parented to them and killed when its kernel ends. If the server dies (a notebook
+may kill it), workers fall back to Jupyter's usual kernel launch and score in place
+while the grader restarts it; ``FORGE_COURSE_FORK=0`` (or not Linux) always does.
 """
 
 from __future__ import annotations
@@ -47,13 +49,51 @@ PRELOAD = (
     "forge_course.data",
     "forge_course.env",
     "forge_course.grading",
-    "forge_course.grading.grade",
+    "forge_course.grading.score",
+    "psutil",
 )
 PROVISIONER = "forge-fork"
 
-# In a grading worker: the server's (socket path, token), and the kernels it forked for us.
+# In a grading worker: the server's (socket path, token), the kernels it forked for the
+# submission being graded, and where that kernel's stdout/stderr go.
 ADDRESS: tuple[str, str] | None = None
-SPAWNED: list[int] = []
+SPAWNED: list = []  # psutil.Process objects: a pid alone may be reused
+KERNEL_LOG: str = os.devnull
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (Linux), so that nothing a kernel starts escapes."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_tree(process, *, include_root: bool = True) -> None:
+    """SIGKILL a process (a pid or a ``psutil.Process``) and all its living descendants."""
+    import psutil
+
+    try:
+        root = process if isinstance(process, psutil.Process) else psutil.Process(process)
+        if not root.is_running():  # gone, or its pid now belongs to someone else
+            return
+        procs = root.children(recursive=True) + ([root] if include_root else [])
+    except psutil.Error:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    for proc in procs:  # reap our own children, or they stay behind as zombies
+        try:
+            if proc.ppid() == os.getpid():
+                proc.wait(timeout=2)
+        except (psutil.Error, psutil.TimeoutExpired, ChildProcessError):
+            pass
 
 
 def enabled() -> bool:
@@ -67,8 +107,16 @@ class ForkServer:
         self.folder = tempfile.mkdtemp(prefix="forge-fork-")
         self.path = os.path.join(self.folder, "server.sock")
         self.token = secrets.token_hex(16)
-        env = os.environ | {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
-        self.proc = subprocess.Popen(
+        self.proc = self._launch()
+
+    def _launch(self) -> subprocess.Popen:
+        env = os.environ | {
+            "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+            "FORGE_COURSE_OFFLINE": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
+        }  # fmt: skip
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        proc = subprocess.Popen(
             [sys.executable, "-m", "forge_course.grading.forkserver", self.path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -76,11 +124,20 @@ class ForkServer:
             text=True,
             env=env,
         )
-        self.proc.stdin.write(self.token + "\n")  # not argv or env: kernels must not see it
-        self.proc.stdin.flush()
-        if self.proc.stdout.readline().strip() != "ready":
-            self.close()
+        proc.stdin.write(self.token + "\n")  # not argv or env: kernels must not see it
+        proc.stdin.flush()
+        if proc.stdout.readline().strip() != "ready":
+            proc.kill()
             raise RuntimeError("the fork server did not start")
+        return proc
+
+    def ensure_running(self) -> None:
+        """Restart the server at the same address if a notebook killed it."""
+        if self.proc.poll() is not None:
+            try:
+                self.proc = self._launch()
+            except (OSError, RuntimeError):
+                pass
 
     @classmethod
     def start(cls) -> ForkServer | None:
@@ -98,7 +155,7 @@ class ForkServer:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            kill_tree(self.proc.pid)
             self.proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -122,14 +179,22 @@ def _read_all(sock: socket.socket) -> bytes:
 def spawn_kernel(argv: list[str], env: dict[str, str], cwd: str, log: str) -> int:
     """Fork a kernel that runs ``ipykernel`` with ``argv``'s arguments; return its pid."""
     sock = _request({"kind": "kernel", "argv": argv, "env": env, "cwd": cwd, "log": log})
+    sock.settimeout(60)
+    import psutil
+
     pid = int(_read_all(sock))
-    SPAWNED.append(pid)
+    try:
+        SPAWNED.append(psutil.Process(pid))
+    except psutil.Error:
+        pass  # already gone: Jupyter will find out
     return pid
 
 
 def call_score(args: dict) -> dict:
     """Score in a forked grader process; returns ``{"rows": [...], "environment": {...}}``."""
-    raw = _read_all(_request({"kind": "score", "args": args}))
+    sock = _request({"kind": "score", "args": args})
+    sock.settimeout(300)  # scoring a few small models takes seconds
+    raw = _read_all(sock)
     if not raw:
         raise RuntimeError("the scoring process died before it answered")
     return json.loads(raw)
@@ -181,7 +246,10 @@ class ForkProvisioner(LocalProvisioner):
             return await super().launch_kernel(cmd, **kwargs)
         env = {str(k): str(v) for k, v in (kwargs.get("env") or os.environ).items()}
         cwd = str(kwargs.get("cwd") or os.getcwd())
-        pid = spawn_kernel(cmd, env, cwd, env.get("FORGE_COURSE_KERNEL_LOG", os.devnull))
+        try:
+            pid = spawn_kernel(cmd, env, cwd, KERNEL_LOG)
+        except (OSError, ValueError):  # the server is gone: launch the usual way
+            return await super().launch_kernel(cmd, **kwargs)
         self.process = _Forked(pid)
         self.pid = self.pgid = pid
         self.cwd = cwd
@@ -193,6 +261,7 @@ class ForkProvisioner(LocalProvisioner):
 
 def _become_kernel(request: dict) -> None:
     os.setsid()
+    become_subreaper()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -207,15 +276,37 @@ def _become_kernel(request: dict) -> None:
     sys.argv = [argv[0], *args]
     from ipykernel.kernelapp import launch_new_instance
 
-    launch_new_instance(argv=args)
+    try:
+        launch_new_instance(argv=args)
+    finally:
+        kill_tree(os.getpid(), include_root=False)  # what the notebook left running
 
 
 def _score(conn: socket.socket, request: dict) -> None:
-    from forge_course.grading.grade import score_folder
+    from forge_course.grading.score import score_request
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    answer = score_folder(**request["args"])
-    conn.sendall(json.dumps(answer, default=str).encode())
+    conn.sendall(json.dumps(score_request(request["args"]), default=str).encode())
+
+
+def _read_request(conn: socket.socket, secret: list[str]) -> dict | None:
+    """Read one request and check its token; the raw line dies with this frame."""
+    try:
+        request = json.loads(conn.makefile("rb").readline())
+        token = str(request.pop("token", ""))
+    except (OSError, ValueError, AttributeError):
+        return None
+    return request if secret and secrets.compare_digest(token, secret[0]) else None
+
+
+def _reap_orphans(forked: set[int]) -> None:
+    """Kill children this server did not fork: leftovers of kernels that ended."""
+    import psutil
+
+    for child in psutil.Process().children():
+        if child.pid not in forked:
+            kill_tree(child.pid)
+    forked.intersection_update(p.pid for p in psutil.Process().children())
 
 
 def serve(path: str) -> None:
@@ -225,9 +316,10 @@ def serve(path: str) -> None:
 
     try:  # die with the grader, whatever kills it
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
+    except (OSError, AttributeError):
         pass
-    token = sys.stdin.readline().strip()
+    become_subreaper()
+    secret = [sys.stdin.readline().strip()]  # a list, emptied in every child
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the OS reaps finished children
     for name in PRELOAD:
         importlib.import_module(name)
@@ -235,20 +327,23 @@ def serve(path: str) -> None:
     server.bind(path)
     os.chmod(path, 0o600)
     server.listen(64)
+    server.settimeout(1.0)
+    forked: set[int] = set()
     print("ready", flush=True)
     while True:
-        conn, _ = server.accept()
+        _reap_orphans(forked)
         try:
-            line = conn.makefile("rb").readline()
-            request = json.loads(line)
-        except (OSError, ValueError):
-            conn.close()
+            conn, _ = server.accept()
+        except TimeoutError:
             continue
-        if not secrets.compare_digest(str(request.get("token", "")), token):
+        conn.settimeout(None)
+        request = _read_request(conn, secret)
+        if request is None:
             conn.close()
             continue
         pid = os.fork()
         if pid == 0:
+            secret.clear()  # a notebook must not find the token in its own memory
             code = 0
             try:
                 server.close()
@@ -262,6 +357,7 @@ def serve(path: str) -> None:
                 code = 1
             finally:
                 os._exit(code)
+        forked.add(pid)
         if request["kind"] == "kernel":
             conn.sendall(f"{pid}\n".encode())
         conn.close()

@@ -1,27 +1,17 @@
-"""``forge-course grade``: run submissions with papermill and score their artifacts.
+"""``forge-course grade``: grade a batch of submissions into a gradebook.
 
-The recipe, per submission, in a worker process:
-
-1. read the notebook and find its exercise (notebook metadata written by ``assign``);
-2. start a :class:`~forge_course.grading.channel.Collector` and a watchdog;
-3. execute the notebook with papermill, injecting the exercise's grading parameters;
-4. save the executed notebook, marked where it stopped;
-5. load the received artifacts in this process and run every check, hidden ones too.
-
-The batch always finishes: whatever a submission does, it gets one row per check.
+Submissions are graded in parallel worker processes (:mod:`.worker`), each kernel
+forked by one shared fork server (:mod:`.forkserver`). The batch always finishes:
+whatever a submission does, each student gets one row per check of each exercise.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
-import contextlib
 import dataclasses
 import multiprocessing
 import os
-import shutil
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,17 +19,16 @@ from typing import Any
 import nbformat
 
 from forge_course.errors import GradingError
-from forge_course.grading.feedback import CheckResult, run_checks
-from forge_course.grading.spec import Exercise, exercise, exercises, load_checks
+from forge_course.grading import worker
+from forge_course.grading.feedback import CheckResult
+from forge_course.grading.spec import exercises, load_checks
 
-__all__ = ["Submission", "discover", "grade", "grade_one"]
-
-NOTEBOOK_ROW = "(notebook)"
+__all__ = ["Submission", "discover", "grade"]
 
 
 @dataclasses.dataclass
 class Submission:
-    """One notebook handed in by one student."""
+    """One file handed in by one student (a notebook, one hopes)."""
 
     student: str
     path: Path
@@ -50,7 +39,12 @@ class Submission:
 
 
 def discover(paths: list[Path]) -> list[Submission]:
-    """Turn SUBMISSION arguments into submissions: files, folders, per-student folders."""
+    """Turn SUBMISSION arguments into submissions.
+
+    A file is one submission (student: its stem). In a folder, every visible file is
+    one (so a stray ``bob.pdf`` is graded as "not a notebook" rather than lost), and
+    every sub-folder is one student (its ``*.ipynb`` files; with none, one row saying so).
+    """
     found: list[Submission] = []
     for raw in paths:
         path = Path(raw)
@@ -58,18 +52,23 @@ def discover(paths: list[Path]) -> list[Submission]:
             found.append(Submission(path.stem, path))
         elif path.is_dir():
             for item in sorted(path.iterdir()):
-                if item.name.startswith("."):
+                if item.name.startswith(".") or item.name.startswith("__"):
                     continue
-                if item.is_file() and item.suffix == ".ipynb":
+                if item.is_file():
                     found.append(Submission(item.stem, item))
                 elif item.is_dir():
-                    for nb in sorted(item.rglob("*.ipynb")):
-                        if ".ipynb_checkpoints" not in nb.parts:
-                            found.append(Submission(item.name, nb))
+                    nbs = [
+                        p
+                        for p in sorted(item.rglob("*.ipynb"))
+                        if ".ipynb_checkpoints" not in p.parts
+                    ]
+                    found += [Submission(item.name, nb) for nb in nbs] or [
+                        Submission(item.name, item)
+                    ]
         else:
             raise GradingError(f"submission {path} does not exist")
     if not found:
-        raise GradingError(f"no notebooks found in {', '.join(map(str, paths))}")
+        raise GradingError(f"no submissions found in {', '.join(map(str, paths))}")
     seen: dict[tuple[str, str], Path] = {}
     for sub in found:
         key = (sub.student, sub.notebook)
@@ -82,294 +81,15 @@ def discover(paths: list[Path]) -> list[Submission]:
     return found
 
 
-def _which_exercise(nb, path: Path) -> Exercise:
-    name = nb.metadata.get("forge_course", {}).get("exercise")
-    known = exercises()
-    if name is None and path.stem in known:
-        name = path.stem
-    if name is None:
-        raise GradingError(
-            "this notebook does not say which exercise it answers; "
-            "start from the exercise notebook in exercises/"
-        )
-    return exercise(name)
-
-
-class _Watchdog:
-    """Kill this process's children (the kernel) when a submission runs too long."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.fired = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        if self._stop.wait(self.seconds):
-            return
-        import psutil
-
-        from forge_course.grading import forkserver
-
-        self.fired = True
-        procs = psutil.Process().children(recursive=True)
-        for pid in forkserver.SPAWNED:  # kernels forked for us are not our children
-            try:
-                kernel = psutil.Process(pid)
-                procs += [kernel, *kernel.children(recursive=True)]
-            except psutil.Error:
-                pass
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-
-    def __enter__(self) -> _Watchdog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path):
-    """Send this process's file descriptor 2 (and so a kernel's noise) to ``path``."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _execute(src: Path, dest: Path, params: dict, timeout: float, workdir: Path) -> tuple[str, str]:
-    """Run the notebook; return (outcome, message) with outcome completed/error/timeout/crashed."""
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    with _Watchdog(timeout) as dog, _stderr_to(dest.with_suffix(".log")):
-        try:
-            papermill.execute_notebook(
-                str(src), str(dest), parameters=params, kernel_name="python3",
-                cwd=str(workdir), execution_timeout=timeout, start_timeout=60,
-                progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-            )  # fmt: skip
-            return "completed", ""
-        except papermill.PapermillExecutionError as exc:
-            if dog.fired:
-                return "timeout", f"stopped after the {timeout:g} s limit"
-            where = f"In [{exc.exec_count}]" if exc.exec_count else f"cell {exc.cell_index}"
-            return "error", f"the notebook stopped at {where}: {exc.ename}: {exc.evalue}"[:500]
-        except CellTimeoutError:
-            return "timeout", f"a cell ran past the {timeout:g} s limit"
-        except DeadKernelError:
-            if dog.fired:
-                return "timeout", f"stopped after the {timeout:g} s limit"
-            return "crashed", "the kernel died (killed, out of memory or crashed)"
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a status, not a crash
-            if dog.fired:
-                return "timeout", f"stopped after the {timeout:g} s limit"
-            return "crashed", f"execution failed: {type(exc).__name__}: {exc}"[:500]
-
-
-def _mark_stop(dest: Path, src: Path, outcome: str, message: str) -> None:
-    """Make the executed notebook explain itself: a banner before the cell that stopped."""
-    try:
-        nb = nbformat.read(dest if dest.exists() else src, as_version=4)
-    except Exception:  # noqa: BLE001 - a missing or broken output simply gets no banner
-        return
-    cells = nb.cells
-    stop = next(
-        (
-            i
-            for i, c in enumerate(cells)
-            if c.cell_type == "code"
-            and c.metadata.get("papermill", {}).get("status") in ("running", "failed", "pending")
-        ),
-        len(cells),
-    )
-    text = (
-        f'<span style="color:red; font-size:1.3em">Grading stopped here ({outcome}): '
-        f"{message}</span>"
-    )
-    cells.insert(stop, nbformat.v4.new_markdown_cell(text, metadata={"tags": ["forge-grader"]}))
-    nbformat.write(nb, dest)
-
-
-_EXTRA: dict[str, list] = {}
-
-
-def grade_one(
-    sub: Submission,
-    out: Path,
-    overrides: dict[str, Any],
-    timeout: float | None,
-    checks_dir: str | None,
-) -> dict:
-    """Grade one submission (in a worker process) and return its result as a dict."""
-    started = time.perf_counter()
-    result: dict[str, Any] = {
-        "student": sub.student, "notebook": sub.notebook, "path": str(sub.path),
-        "exercise": None, "outcome": "error", "message": "", "params": {}, "rows": [],
-    }  # fmt: skip
-    try:
-        nb = nbformat.read(sub.path, as_version=4)
-    except Exception as exc:  # noqa: BLE001
-        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        result["message"] = f"not a readable notebook ({why}); hand in the .ipynb file itself"
-        result["rows"] = [CheckResult(NOTEBOOK_ROW, 0, 0, "error", result["message"]).to_dict()]
-        return result | {"duration_s": round(time.perf_counter() - started, 2)}
-    try:
-        ex = _which_exercise(nb, sub.path)
-    except GradingError as exc:
-        result["message"] = str(exc)
-        result["rows"] = [CheckResult(NOTEBOOK_ROW, 0, 0, "error", str(exc)).to_dict()]
-        return result | {"duration_s": round(time.perf_counter() - started, 2)}
-    ex = _with_extra(ex.name, checks_dir)
-    params = ex.params | overrides
-    limit = timeout or ex.timeout
-    result.update(exercise=ex.name, params=params, timeout_s=limit)
-    executed = out / "executed" / sub.student / sub.notebook
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    from forge_course.grading.channel import ENV_VAR, Collector
-
-    with tempfile.TemporaryDirectory(prefix="forge-grade-") as tmp:
-        workdir = Path(tmp) / "work"
-        workdir.mkdir()
-        shutil.copy(sub.path, workdir / "submission.ipynb")
-        with Collector() as collector:
-            os.environ.update(
-                {
-                    ENV_VAR: collector.address,
-                    "FORGE_COURSE_OFFLINE": "1",
-                    "PYTHONHASHSEED": str(params.get("SEED", 0)),
-                    "TF_DETERMINISTIC_OPS": "1",
-                    "MPLBACKEND": "Agg",
-                    "FORGE_COURSE_KERNEL_LOG": str(executed.with_suffix(".log")),
-                }
+def _check_overrides(overrides: dict[str, Any]) -> None:
+    known = {name for ex in exercises().values() for name in ex.params}
+    for name, value in overrides.items():
+        if name not in known:
+            raise GradingError(
+                f"-p {name}: no exercise has a parameter {name}; known: {', '.join(sorted(known))}"
             )
-            ran = time.perf_counter()
-            try:
-                outcome, message = _execute(
-                    workdir / "submission.ipynb", executed, params, limit, workdir
-                )
-            finally:
-                os.environ.pop(ENV_VAR, None)
-            result["execute_s"] = round(time.perf_counter() - ran, 2)
-        if outcome != "completed":
-            _mark_stop(executed, sub.path, outcome, message)
-        result.update(outcome=outcome, message=message)
-        scored = time.perf_counter()
-        store = Path(tmp) / "received"
-        args = {
-            "exercise": ex.name, "checks_dir": checks_dir, "folder": str(store),
-            "index": collector.dump(store), "params": params, "outcome": outcome,
-            "message": message,
-        }  # fmt: skip
-        answer = _score_somewhere(args)
-        result["rows"], result["environment"] = answer["rows"], answer["environment"]
-        result["score_s"] = round(time.perf_counter() - scored, 2)
-    result["duration_s"] = round(time.perf_counter() - started, 2)
-    return result
-
-
-def _score_somewhere(args: dict) -> dict:
-    """Score in a process forked by the fork server (TensorFlow preloaded), else here."""
-    from forge_course.grading import forkserver
-
-    if forkserver.ADDRESS is not None:
-        try:
-            return forkserver.call_score(args)
-        except (OSError, RuntimeError, ValueError):
-            pass  # the server is gone or the scorer died: score here instead
-    return score_folder(**args)
-
-
-def _with_extra(name: str, checks_dir: str | None) -> Exercise:
-    ex = exercise(name)
-    if checks_dir:
-        if checks_dir not in _EXTRA:
-            _EXTRA[checks_dir] = load_checks(Path(checks_dir))
-        ex = ex.with_extra(_EXTRA[checks_dir])
-    return ex
-
-
-def score_folder(
-    *,
-    exercise: str,
-    checks_dir: str | None,
-    folder: str,
-    index: dict[str, dict[str, str]],
-    params: dict,
-    outcome: str,
-    message: str,
-) -> dict:
-    """Run every check on the artifacts filed under ``folder``, in a grader process.
-
-    ``index`` maps each task that was submitted to its values' names and kinds; a task
-    missing from it gets the status the run explains (missing, error, timeout, crashed).
-    """
-    from forge_course.env import setup
-    from forge_course.grading.channel import EXTENSIONS, decode
-
-    ex = _with_extra(exercise, checks_dir)
-    rows: list[CheckResult] = []
-    for t in ex.tasks:
-        if t.id not in index:
-            if outcome == "completed":
-                status = "missing"
-                why = (
-                    f"check({t.id!r}, ...) was never called; answer the exercise and run its "
-                    "check cell (deleted or replaced cells submit nothing)"
-                )
-            else:
-                status, why = outcome, f"not submitted before the run ended: {message}"
-            rows += [
-                CheckResult(c.id, 0, c.points, status, why, c.hint, c.hidden) for c in t.checks
-            ]
-            continue
-        setup(int(params.get("SEED", 0)), verbose=False)
-        try:
-            values = {
-                name: decode(kind, Path(folder) / t.id / (name + EXTENSIONS[kind]))
-                for name, kind in index[t.id].items()
-            }
-        except Exception as exc:  # noqa: BLE001
-            why = f"could not load what you submitted for {t.id}: {type(exc).__name__}: {exc}"[:500]
-            rows += [
-                CheckResult(c.id, 0, c.points, "error", why, c.hint, c.hidden) for c in t.checks
-            ]
-            continue
-        rows += run_checks(t, values, params, t.checks)
-    return {"rows": [r.to_dict() for r in rows], "environment": _environment()}
-
-
-def _environment() -> dict:
-    """Versions and device of the process that scored (a worker, TensorFlow loaded)."""
-    import platform
-
-    from forge_course.env import describe
-
-    return describe() | {"platform": platform.platform(), "cpus": os.cpu_count()}
-
-
-def _worker_init(threads: int, address: tuple[str, str] | None) -> None:
-    """Give each worker (and the kernels it starts) its share of the cores."""
-    from forge_course.grading import forkserver
-
-    forkserver.ADDRESS = address
-    if address is not None:
-        os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = forkserver.PROVISIONER
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ[var] = str(threads)
+        if name == "SEED" and not isinstance(value, int):
+            raise GradingError(f"-p SEED {value!r}: the seed must be an integer")
 
 
 def grade(
@@ -386,10 +106,15 @@ def grade(
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     from forge_course.grading import report
+    from forge_course.grading.forkserver import ForkServer
 
+    overrides = overrides or {}
+    _check_overrides(overrides)
     subs = discover(paths)
     if checks_dir is not None:
         load_checks(Path(checks_dir))  # fail fast on a broken checks folder
+    if timeout is not None and timeout <= 0:
+        raise GradingError(f"--timeout {timeout:g}: give a positive number of seconds")
     try:
         KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:
@@ -402,70 +127,140 @@ def grade(
     out.mkdir(parents=True, exist_ok=True)
     jobs = max(1, jobs or os.cpu_count() or 1)
     started = time.perf_counter()
-    args = (out, overrides or {}, timeout, str(checks_dir) if checks_dir else None)
-    from forge_course.grading.forkserver import ForkServer
+    args = (out, overrides, timeout, str(checks_dir) if checks_dir else None)
+    from forge_course.grading.forkserver import become_subreaper
 
+    become_subreaper()  # orphans whose kernel and fork server died come to us: see _sweep
     server = ForkServer.start()
     try:
-        results = _run_pool(subs, args, jobs, progress, server.address if server else None)
+        results = _run_pool(subs, args, jobs, progress, server)
     finally:
         if server is not None:
             server.close()
+        _sweep(keep=())
+    kept, extra = _one_per_exercise(results)
     book = {
         "parameters": {
-            "overrides": overrides or {},
+            "overrides": overrides,
             "timeout_s": timeout,
             "jobs": jobs,
             "fork_server": server is not None,
         },  # fmt: skip
         "environment": next((r["environment"] for r in results if "environment" in r), {}),
         "wall_s": round(time.perf_counter() - started, 2),
-        "submissions": sorted(results, key=lambda r: (r["student"], r["notebook"])),
+        "submissions": sorted(kept, key=lambda r: (r["student"], r["notebook"])),
+        "not_counted": extra,
     }
     report.write(out, book)
     return book
 
 
-def _run_pool(
-    subs: list[Submission], args: tuple, jobs: int, progress: bool, address
-) -> list[dict]:
+def _one_per_exercise(results: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Keep one notebook per student and exercise (the best), so each check counts once."""
+    best: dict[tuple[str, str], dict] = {}
+    kept, extra = [], []
+    for r in results:
+        if r["exercise"] is None:
+            kept.append(r)
+            continue
+        r["points"] = sum(row["points"] for row in r["rows"])
+        key = (r["student"], r["exercise"])
+        if key not in best:
+            best[key] = r
+        elif r["points"] > best[key]["points"]:
+            extra.append(best[key])
+            best[key] = r
+        else:
+            extra.append(r)
+    for r in extra:
+        keep = best[(r["student"], r["exercise"])]
+        note = f"also handed in {r['notebook']} ({r['points']:g} points, not counted)"
+        keep["message"] = "; ".join(filter(None, [keep["message"], note]))
+    return kept + list(best.values()), extra
+
+
+def _run_pool(subs: list[Submission], args: tuple, jobs: int, progress: bool, server) -> list[dict]:
+    """Grade in a pool of workers; a worker that dies costs only its own submission."""
     from tqdm import tqdm
 
     results: dict[int, dict] = {}
-    pending = list(range(len(subs)))
     bar = tqdm(total=len(subs), desc="grading", unit="nb", file=sys.stderr, disable=not progress)
-    for attempt in range(2):  # a worker that dies takes its pool down: retry the rest once
-        if not pending:
-            break
-        ctx = multiprocessing.get_context("spawn")
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with futures.ProcessPoolExecutor(
-            jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, address)
-        ) as pool:
-            todo = {pool.submit(grade_one, subs[i], *args): i for i in pending}
-            for fut in futures.as_completed(todo):
-                i = todo[fut]
-                try:
-                    results[i] = fut.result()
-                except Exception as exc:  # noqa: BLE001
-                    if attempt == 0 and isinstance(exc, futures.process.BrokenProcessPool):
-                        continue
-                    results[i] = _grader_failure(subs[i], exc)
-                bar.update(1)
-        pending = [i for i in pending if i not in results]
-    for i in pending:
-        results[i] = _grader_failure(subs[i], RuntimeError("the grading worker died twice"))
-        bar.update(1)
+    # First all together; if a worker dies (a notebook may kill it), the pool is broken
+    # and we cannot tell whose fault it was: redo the rest one per fresh pool.
+    batches = [list(range(len(subs)))]
+    while batches:
+        todo = [i for i in batches.pop(0) if i not in results]
+        if not todo:
+            continue
+        broken = _pool_pass(subs, todo, args, jobs if len(todo) > 1 else 1, server, results, bar)
+        if broken and len(todo) > 1:
+            batches += [[i] for i in todo if i not in results]
+        elif broken:
+            i = todo[0]
+            results[i] = _grader_failure(subs[i], RuntimeError("its grading worker died"), args[3])
+            bar.update(1)
     bar.close()
     return [results[i] for i in range(len(subs))]
 
 
-def _grader_failure(sub: Submission, exc: BaseException) -> dict:
+def _sweep(keep) -> None:
+    """Kill our children that are neither ours to keep nor multiprocessing's helper.
+
+    As a subreaper, this process adopts whatever a notebook started in the background
+    once the processes above it are gone; nothing a submission starts outlives its batch.
+    """
+    import psutil
+
+    from forge_course.grading.forkserver import kill_tree
+
+    for child in psutil.Process().children():
+        try:
+            if child.pid in keep or "resource_tracker" in " ".join(child.cmdline()):
+                continue
+        except psutil.Error:
+            continue
+        kill_tree(child)
+
+
+def _pool_pass(subs, todo, args, jobs, server, results, bar) -> bool:
+    """Grade ``todo`` in one pool; return True if the pool broke."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    address = server.address if server is not None else None
+    ctx = multiprocessing.get_context("spawn")
+    broken = False
+    with futures.ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=worker.init, initargs=(threads, address)
+    ) as pool:
+        running = {
+            pool.submit(worker.grade_one, subs[i].student, subs[i].path, *args): i for i in todo
+        }
+        for fut in futures.as_completed(running):
+            i = running[fut]
+            if server is not None:
+                server.ensure_running()  # a notebook may have killed it
+            keep = set(getattr(pool, "_processes", None) or {})
+            _sweep(keep | ({server.proc.pid} if server is not None else set()))
+            try:
+                results[i] = fut.result()
+            except futures.process.BrokenProcessPool:
+                broken = True
+                continue
+            except Exception as exc:  # noqa: BLE001 - the grader's own bug: keep the student
+                results[i] = _grader_failure(subs[i], exc, args[3])
+            bar.update(1)
+    return broken
+
+
+def _grader_failure(sub: Submission, exc: BaseException, checks_dir: str | None) -> dict:
+    from forge_course.grading.score import with_extra
+
     msg = f"the grader failed on this submission: {type(exc).__name__}: {exc}"[:500]
-    rows = [CheckResult(NOTEBOOK_ROW, 0, 0, "crashed", msg).to_dict()]
+    rows = [CheckResult(worker.NOTEBOOK_ROW, 0, 0, "crashed", msg).to_dict()]
+    name = None
     try:
         nb = nbformat.read(sub.path, as_version=4)
-        ex = _which_exercise(nb, sub.path)
+        ex = with_extra(worker.which_exercise(nb, sub.path).name, checks_dir)
+        name = ex.name
         rows = [
             CheckResult(c.id, 0, c.points, "crashed", msg, c.hint, c.hidden).to_dict()
             for c in ex.checks
@@ -474,6 +269,6 @@ def _grader_failure(sub: Submission, exc: BaseException) -> dict:
         pass
     return {
         "student": sub.student, "notebook": sub.notebook, "path": str(sub.path),
-        "exercise": None, "outcome": "crashed", "message": msg, "params": {},
-        "rows": rows, "duration_s": 0.0,
+        "exercise": name, "outcome": "crashed", "message": msg, "params": {},
+        "rows": rows, "duration_s": 0.0, "grader_failure": True,
     }  # fmt: skip

@@ -32,7 +32,6 @@ def write(out: Path, book: dict) -> None:
     for s in book["submissions"]:
         s["points"] = sum(r["points"] for r in s["rows"])
         s["possible"] = sum(r["possible"] for r in s["rows"])
-    _atomic(out / "gradebook.json", json.dumps(book, indent=2, default=str) + "\n")
     tmp = out / "gradebook.csv.tmp"
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -40,12 +39,25 @@ def write(out: Path, book: dict) -> None:
         for row in rows(book):  # 2 and 2.0 alike print as 2
             writer.writerow(row | {k: f"{row[k]:g}" for k in ("points", "possible")})
     tmp.replace(out / "gradebook.csv")
+    _write_feedback(out, book)
+    _atomic(out / "gradebook.json", json.dumps(book, indent=2, default=str) + "\n")
+
+
+def _write_feedback(out: Path, book: dict) -> None:
     by_student: dict[str, list[dict]] = defaultdict(list)
     for s in book["submissions"]:
         by_student[s["student"]].append(s)
     (out / "feedback").mkdir(exist_ok=True)
-    for student, subs in by_student.items():
-        _atomic(out / "feedback" / f"{_safe(student)}.md", feedback(student, subs))
+    used: set[str] = set()
+    for student, subs in sorted(by_student.items()):
+        name, n = _safe(student), 1
+        while name in used:  # "a b" and "a_b" must not share a file
+            n += 1
+            name = f"{_safe(student)}-{n}"
+        used.add(name)
+        for s in subs:
+            s["feedback"] = f"feedback/{name}.md"
+        _atomic(out / "feedback" / f"{name}.md", feedback(student, subs))
 
 
 def feedback(student: str, subs: list[dict]) -> str:
@@ -54,8 +66,9 @@ def feedback(student: str, subs: list[dict]) -> str:
     for s in subs:
         title = s["exercise"] or "unknown exercise"
         lines += [f"## {title} ({s['notebook']}): {s['points']:g}/{s['possible']:g} points", ""]
-        if s["outcome"] != "completed" and s["message"]:
-            lines += [f"Your notebook did not run to the end: {s['message']}", ""]
+        if s["message"]:
+            lead = "Note" if s["outcome"] == "completed" else "Your notebook did not run to the end"
+            lines += [f"{lead}: {s['message']}", ""]
         for r in s["rows"]:
             mark = "passed" if r["status"] == "passed" else r["status"].upper()
             label = f"{r['check']} (hidden check)" if r.get("hidden") else r["check"]

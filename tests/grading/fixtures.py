@@ -105,6 +105,48 @@ def overwrites_its_artifacts():
     return nb
 
 
+def kills_the_grader():
+    """Kills its kernel's parent: the fork server, or a worker when kernels run usually."""
+    return _insert_after(
+        _solution(), 'check("ex02_1"', "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+    )
+
+
+LINGERER = """
+import glob, os, shutil, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+end = time.time() + 120
+while time.time() < end:
+    for path in glob.glob("/tmp/forge-*/**/*", recursive=True):
+        try:
+            if path.endswith(".keras"):
+                shutil.copy(sys.argv[2], path)
+            elif path.endswith(".json"):
+                open(path, "w").write("1.0")
+        except OSError:
+            pass
+    time.sleep(0.05)
+"""
+
+
+def lingers_and_tampers(pid_file: Path):
+    """Submits an untrained model, then leaves a detached process to swap in a trained one."""
+    nb = _solution()
+    i = _index(nb, 'check("ex02_2"')
+    nb.cells[i].source = (
+        "import os, subprocess, sys\n"
+        "model.save('trained.keras')\n"
+        "untrained = keras.models.clone_model(model)\n"
+        "untrained.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])\n"
+        f"code = {LINGERER!r}\n"
+        "subprocess.Popen([sys.executable, '-c', code, "
+        f"{str(pid_file)!r}, os.path.abspath('trained.keras')], start_new_session=True,\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "check('ex02_2', model=untrained, test_accuracy=test_accuracy)"
+    )
+    return nb
+
+
 def missing_exercise_cells():
     nb = _solution()
     nb.cells = [
@@ -117,7 +159,8 @@ FIXTURES = {
     f.__name__: f
     for f in (
         correct, wrong_answer, raises_in_cell, infinite_loop, kills_its_kernel,
-        prints_fake_results, replaces_check, overwrites_its_artifacts, missing_exercise_cells,
+        kills_the_grader, prints_fake_results, replaces_check, overwrites_its_artifacts,
+        lingers_and_tampers, missing_exercise_cells,
     )
 }  # fmt: skip
 
@@ -128,9 +171,12 @@ def write_all(folder: Path) -> list[Path]:
     paths = []
     for name, build in FIXTURES.items():
         path = folder / f"{name}.ipynb"
-        nbformat.write(copy.deepcopy(build()), path)
+        nb = build(folder.parent / "lingerer.pid") if build is lingers_and_tampers else build()
+        nbformat.write(copy.deepcopy(nb), path)
         paths.append(path)
     bad = folder / "not_a_notebook.ipynb"
     bad.write_text("My homework is in the attached PDF, sorry!\n")
-    paths.append(bad)
+    pdf = folder / "handed_in_a_pdf.pdf"
+    pdf.write_bytes(b"%PDF-1.4 not a notebook at all")
+    paths += [bad, pdf]
     return paths

@@ -13,7 +13,7 @@ from forge_course.errors import GradingError
 from forge_course.grading import channel
 
 
-def test_values_round_trip_through_a_real_socket(monkeypatch, tmp_path):
+def test_values_round_trip_through_a_real_socket(monkeypatch):
     model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(2)])
     with channel.Collector() as collector:
         monkeypatch.setenv(channel.ENV_VAR, collector.address)
@@ -26,15 +26,16 @@ def test_values_round_trip_through_a_real_socket(monkeypatch, tmp_path):
             },
         )
         channel.submit("ex01_2", {"losses": ("array", ...)})
-    index = collector.dump(tmp_path)
-    assert index == {
+    got = collector.artifacts()
+    kinds = {task: {name: kind for name, (kind, _) in v.items()} for task, v in got.items()}
+    assert kinds == {
         "ex01_1": {"y": "array", "n_weights": "scalar", "model": "model"},
         "ex01_2": {"losses": "unanswered"},
     }
-    y = channel.decode("array", tmp_path / "ex01_1" / "y.npy")
+    y = channel.decode("array", got["ex01_1"]["y"][1])
     assert y.shape == (2, 3) and y.dtype == np.float32
-    assert channel.decode("scalar", tmp_path / "ex01_1" / "n_weights.json") == 18
-    loaded = channel.decode("model", tmp_path / "ex01_1" / "model.keras")
+    assert channel.decode("scalar", got["ex01_1"]["n_weights"][1]) == 18
+    loaded = channel.decode("model", got["ex01_1"]["model"][1])
     np.testing.assert_allclose(loaded.get_weights()[0], model.get_weights()[0])
 
 
@@ -47,14 +48,22 @@ def test_a_wrong_token_is_refused(monkeypatch):
         assert collector.received == {}
 
 
-def test_oversized_or_malformed_headers_are_refused():
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"task": "../etc"}, "error: bad artifact name"),
+        ({"size": channel.MAX_BYTES + 1}, "error: bad artifact header"),
+        ({"kind": "pickle"}, "error: bad artifact header"),
+    ],
+)
+def test_oversized_or_malformed_headers_are_refused(change, error):
     with channel.Collector() as collector:
         host, port, token = collector.address.split(":")
-        header = {"token": token, "task": "../etc", "name": "x", "kind": "scalar", "size": 2}
+        header = {"token": token, "task": "ex00_1", "name": "x", "kind": "scalar", "size": 2}
         with socket.create_connection((host, int(port))) as sock:
-            sock.sendall(json.dumps(header).encode() + b"\n{}")
+            sock.sendall(json.dumps(header | change).encode() + b"\n{}")
             sock.shutdown(socket.SHUT_WR)
-            assert sock.makefile().readline().startswith("error: bad artifact name")
+            assert sock.makefile().readline().startswith(error)
         assert collector.received == {}
 
 
@@ -70,7 +79,7 @@ def test_a_model_with_code_inside_is_refused_by_safe_mode(tmp_path):
     path = tmp_path / "lambda.keras"
     model.save(path)
     with pytest.raises(Exception, match="(?i)safe_mode|lambda"):
-        channel.decode("model", path)
+        channel.decode("model", path.read_bytes())
 
 
 def test_a_bad_value_or_a_gone_grader_is_a_clear_message(monkeypatch, capsys):

@@ -64,7 +64,7 @@ EX02_2 = [c for c in EX02 if c.startswith("ex02_2")]
 def test_batch_finishes_with_exit_1_and_a_whole_gradebook(batch):
     result = batch["result"]
     assert result.returncode == 1, result.stderr[-2000:]  # some submissions fail checks
-    assert "Traceback" not in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
     with (batch["out"] / "gradebook.csv").open() as f:
         assert next(csv.reader(f)) == COLUMNS
     keys = Counter((r["student"], r["notebook"], r["check"]) for r in batch["rows"])
@@ -72,7 +72,7 @@ def test_batch_finishes_with_exit_1_and_a_whole_gradebook(batch):
     by_sub = {}
     for r in batch["rows"]:
         by_sub.setdefault((r["student"], r["notebook"]), []).append(r["check"])
-    assert len(by_sub) == 10 + 3 + 3 + 1  # fixtures + solutions + exercises + erin
+    assert len(by_sub) == len(fixtures.FIXTURES) + 2 + 3 + 3 + 1  # + 2 non-notebooks
     for (student, _notebook), checks in by_sub.items():
         if student in fixtures.FIXTURES:
             assert checks == EX02, (student, checks)
@@ -133,10 +133,36 @@ def test_missing_exercise_cells(batch):
     assert "never called" in messages(batch, "missing_exercise_cells")["ex02_2.test_accuracy"]
 
 
-def test_not_a_notebook_gets_one_clear_row(batch):
-    rows = [r for r in batch["rows"] if r["student"] == "not_a_notebook"]
+@pytest.mark.parametrize("student", ["not_a_notebook", "handed_in_a_pdf"])
+def test_not_a_notebook_gets_one_clear_row(batch, student):
+    rows = [r for r in batch["rows"] if r["student"] == student]
     assert len(rows) == 1 and rows[0]["status"] == "error"
     assert "not a readable notebook" in rows[0]["message"]
+
+
+def test_a_lingering_process_cannot_change_a_grade_and_is_killed(batch):
+    import psutil
+
+    s = statuses(batch, "lingers_and_tampers")
+    assert all(s[c] == "passed" for c in EX02_1)
+    assert s["ex02_2.test_accuracy"] == "failed" and s["ex02_2.holdout_accuracy"] == "failed"
+    pid_file = batch["out"].parent / "lingerer.pid"
+    assert pid_file.exists(), "the fixture did not start its background process"
+    try:  # a zombie is dead; it only waits for a parent that reaps (here, maybe pid 1)
+        alive = psutil.Process(int(pid_file.read_text())).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    assert not alive
+
+
+def test_killing_the_grader_costs_nobody_else_their_grade(batch):
+    s = statuses(batch, "kills_the_grader")
+    assert all(s[c] == "passed" for c in EX02_1)
+    assert batch["book"]["parameters"]["fork_server"] is True
+    others = [
+        x for x in batch["book"]["submissions"] if x["student"] in ("correct", "solution", "erin")
+    ]
+    assert all(x["points"] == x["possible"] > 0 for x in others)
 
 
 def test_every_solution_grades_to_full_marks(batch):
@@ -177,6 +203,24 @@ def test_feedback_per_student_without_hidden_check_sources(batch):
         body = md.read_text()
         assert "def " not in body and "grading_holdout" not in body
     assert len(list((folder / "solution.md").read_text().split("\n## "))) == 4  # 3 notebooks
+
+
+def test_two_notebooks_for_one_exercise_count_once(tmp_path):
+    import nbformat
+
+    (tmp_path / "zoe").mkdir()
+    nbformat.write(fixtures.correct(), tmp_path / "zoe" / "final.ipynb")
+    nbformat.write(fixtures.wrong_answer(), tmp_path / "zoe" / "draft.ipynb")
+    out = tmp_path / "out"
+    result = run_cli("grade", str(tmp_path / "zoe"), str(tmp_path / "zoe"), "--out", str(out), "-q")
+    assert result.returncode == 2  # the same folder twice is ambiguous
+    result = run_cli("grade", str(tmp_path), "--out", str(out), "-q", "--jobs", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader((out / "gradebook.csv").open()))
+    assert {r["notebook"] for r in rows} == {"final.ipynb"} and len(rows) == len(EX02)
+    book = json.loads((out / "gradebook.json").read_text())
+    assert [s["notebook"] for s in book["not_counted"]] == ["draft.ipynb"]
+    assert "also handed in draft.ipynb" in (out / "feedback" / "zoe.md").read_text()
 
 
 def test_executed_notebooks_explain_where_they_stopped(batch):
@@ -238,7 +282,16 @@ def test_grade_usage_errors_exit_2(args, expect, tmp_path):
 
 def test_an_empty_folder_is_a_usage_error(tmp_path):
     result = run_cli("grade", str(tmp_path), "--out", str(tmp_path / "out"))
-    assert result.returncode == 2 and "no notebooks found" in result.stderr
+    assert result.returncode == 2 and "no submissions found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "param, expect",
+    [(["-p", "SEED", "abc"], "must be an integer"), (["-p", "EPOHCS", "3"], "no exercise has")],
+)
+def test_bad_parameters_are_usage_errors(param, expect, tmp_path):
+    result = run_cli("grade", "solutions", "--out", str(tmp_path), *param)
+    assert result.returncode == 2 and expect in result.stderr
 
 
 def test_unknown_exercise_metadata(tmp_path):
@@ -260,14 +313,15 @@ def test_discover_names_students_and_refuses_ambiguous_ones(tmp_path):
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b" / "carol").mkdir(parents=True)
+    (tmp_path / "b" / "dan").mkdir()
     for path in (tmp_path / "a" / "alice.ipynb", tmp_path / "b" / "alice.ipynb"):
         path.write_text("{}")
     (tmp_path / "b" / "carol" / "ex 2.ipynb").write_text("{}")
-    (tmp_path / "b" / "notes.txt").write_text("not a submission")
+    (tmp_path / "b" / "dan" / "answers.py").write_text("print(42)")
+    (tmp_path / "b" / "bob.pdf").write_text("not a notebook, still bob's")
     found = discover([tmp_path / "b"])
     assert [(s.student, s.notebook) for s in found] == [
-        ("alice", "alice.ipynb"),
-        ("carol", "ex 2.ipynb"),
-    ]
+        ("alice", "alice.ipynb"), ("bob", "bob.pdf"), ("carol", "ex 2.ipynb"), ("dan", "dan"),
+    ]  # fmt: skip
     with pytest.raises(GradingError, match="two submissions for student 'alice'"):
         discover([tmp_path / "a", tmp_path / "b"])
