@@ -241,13 +241,24 @@ def test_grading_is_deterministic_with_overrides_and_hidden_checks(tmp_path):
         nbformat.write(fixtures.FIXTURES[name](), subs / f"{name}.ipynb")
     checks = tmp_path / "checks"
     checks.mkdir()
+    import numpy as np
+
+    from forge_course.data import grading_holdout
+
+    x, y = grading_holdout("breast_cancer")  # the instructor's own data: a noisy copy
+    noisy = x + np.random.default_rng(7).normal(0, 0.05, x.shape).astype("float32")
+    np.savez(checks / "private.npz", x=noisy, y=y)
     (checks / "extra.py").write_text(
+        "from pathlib import Path\n"
+        "import numpy as np\n"
         "from forge_course.grading import Check\n"
-        "def bias_is_small(values, params):\n"
-        "    import numpy as np\n"
-        "    b = values['model'].layers[-1].get_weights()[1]\n"
-        "    return None if float(np.abs(b).max()) < 10 else 'output bias is huge'\n"
-        "CHECKS = [Check('ex02_2', 'instructor_bias', bias_is_small, points=1)]\n"
+        "DATA = Path(__file__).parent / 'private.npz'\n"
+        "def private_accuracy(values, params):\n"
+        "    with np.load(DATA) as d:\n"
+        "        p = np.asarray(values['model'](d['x'], training=False))[:, 0]\n"
+        "        acc = float(np.mean((p > 0.5) == (d['y'] > 0.5)))\n"
+        "    return None if acc >= 0.85 else f'accuracy on private patients is {acc:.3f}'\n"
+        "CHECKS = [Check('ex02_2', 'instructor_private', private_accuracy, points=1)]\n"
     )
     runs = []
     for k in range(2):
@@ -259,12 +270,13 @@ def test_grading_is_deterministic_with_overrides_and_hidden_checks(tmp_path):
         assert result.returncode == 1, result.stderr[-2000:]
         runs.append(json.loads(result.stdout))
     assert runs[0] == runs[1]
-    extra = [r for r in runs[0] if r["check"] == "ex02_2.instructor_bias"]
-    assert len(extra) == 2 and all(r["status"] == "passed" for r in extra)
+    extra = {r["student"]: r for r in runs[0] if r["check"] == "ex02_2.instructor_private"}
+    assert extra["correct"]["status"] == "passed"
+    assert extra["wrong_answer"]["status"] == "failed"  # one epoch of a tiny model
     book = json.loads((tmp_path / "out0" / "gradebook.json").read_text())
     assert all(s["params"]["EPOCHS"] == 3 for s in book["submissions"])
     feedback = (tmp_path / "out0" / "feedback" / "correct.md").read_text()
-    assert "instructor_bias (hidden check)" in feedback and "bias_is_small" not in feedback
+    assert "instructor_private (hidden check)" in feedback and "private.npz" not in feedback
 
 
 @pytest.mark.parametrize(
