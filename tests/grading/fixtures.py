@@ -82,16 +82,22 @@ def replaces_check():
     )
 
 
+# Keep the trained model on disk, and build an untrained twin to submit instead.
+UNTRAINED_TWIN = (
+    "model.save('trained.keras')\n"
+    "untrained = keras.models.clone_model(model)\n"
+    "untrained.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])\n"
+)
+
+
 def overwrites_its_artifacts():
     """Submits an untrained model for ex02_2, then tries to swap in a trained one."""
     nb = _solution()
     i = _index(nb, 'check("ex02_2"')
     nb.cells[i].source = (
         "import glob, os, shutil, tempfile\n"
-        "model.save('trained.keras')\n"
-        "untrained = keras.models.clone_model(model)\n"
-        "untrained.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])\n"
-        "check('ex02_2', model=untrained, test_accuracy=test_accuracy)\n"
+        + UNTRAINED_TWIN
+        + "check('ex02_2', model=untrained, test_accuracy=test_accuracy)\n"
         "# now overwrite every artifact we can find with the trained model\n"
         "for root in (os.getcwd(), tempfile.gettempdir()):\n"
         "    for path in glob.glob(os.path.join(root, '**', '*.keras'), recursive=True):\n"
@@ -134,11 +140,7 @@ def lingers_and_tampers(pid_file: Path):
     nb = _solution()
     i = _index(nb, 'check("ex02_2"')
     nb.cells[i].source = (
-        "import os, subprocess, sys\n"
-        "model.save('trained.keras')\n"
-        "untrained = keras.models.clone_model(model)\n"
-        "untrained.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])\n"
-        f"code = {LINGERER!r}\n"
+        "import os, subprocess, sys\n" + UNTRAINED_TWIN + f"code = {LINGERER!r}\n"
         "subprocess.Popen([sys.executable, '-c', code, "
         f"{str(pid_file)!r}, os.path.abspath('trained.keras')], start_new_session=True,\n"
         "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
