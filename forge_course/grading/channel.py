@@ -14,8 +14,10 @@ import io
 import json
 import os
 import secrets
+import shutil
 import socket
 import socketserver
+import struct
 import tempfile
 import threading
 from pathlib import Path
@@ -31,13 +33,21 @@ MAX_BYTES = 256 * 1024 * 1024  # one artifact
 MAX_TOTAL = 1024 * 1024 * 1024  # everything one submission sends
 
 
-def grading_address() -> tuple[str, int, str] | None:
-    """The grader's (host, port, token) when this process runs under the grader."""
+def grading_address() -> tuple[str, str] | None:
+    """The grader's (socket path, token) when this process runs under the grader."""
     raw = os.environ.get(ENV_VAR)
     if not raw:
         return None
-    host, port, token = raw.rsplit(":", 2)
-    return host, int(port), token
+    path, token = raw.rsplit(":", 1)
+    return path, token
+
+
+def connect(path: str) -> socket.socket:
+    """Open a connection to a collector's Unix socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(60)
+    sock.connect(path)
+    return sock
 
 
 def encode(kind: str, value: Any) -> bytes:
@@ -105,7 +115,7 @@ def submit(task_id: str, values: dict[str, tuple[str, Any]]) -> None:
     address = grading_address()
     if address is None:
         raise GradingError("not running under the grader")
-    host, port, token = address
+    path, token = address
     encoded = {  # serialize everything first: a task is sent whole or not at all
         name: ("unanswered" if value is Ellipsis else kind, encode(kind, value))
         for name, (kind, value) in values.items()
@@ -113,7 +123,7 @@ def submit(task_id: str, values: dict[str, tuple[str, Any]]) -> None:
     for name, (kind, payload) in encoded.items():
         header = {"token": token, "task": task_id, "name": name, "kind": kind, "size": len(payload)}
         try:
-            with socket.create_connection((host, port), timeout=60) as sock:
+            with connect(path) as sock:
                 sock.sendall(json.dumps(header).encode() + b"\n" + payload)
                 sock.shutdown(socket.SHUT_WR)
                 reply = sock.makefile("rb").readline().decode().strip()
@@ -123,31 +133,54 @@ def submit(task_id: str, values: dict[str, tuple[str, Any]]) -> None:
             raise GradingError(f"the grader refused {task_id}.{name}: {reply}")
 
 
-class Collector:
-    """The grader's side: a loopback server that keeps received artifacts in memory."""
+def _peer_pid(sock: socket.socket) -> int | None:
+    """The pid of the process at the other end of a Unix socket (Linux), else None."""
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return None
+    return struct.unpack("3i", creds)[0]
 
-    def __init__(self):
+
+class Collector:
+    """The grader's side: a Unix-socket server that keeps received artifacts in memory.
+
+    Args:
+        allowed: task -> value name -> kind this exercise takes (None: any).
+        sender_ok: given the sending process's pid, whether to accept it; the worker
+            accepts only its current kernel and that kernel's descendants, so another
+            student's notebook that learns the address and token still cannot send.
+    """
+
+    def __init__(self, allowed: dict[str, dict[str, str]] | None = None, sender_ok=None):
+        self.allowed = allowed
+        self.sender_ok = sender_ok
         self.token = secrets.token_hex(16)
         self.received: dict[str, dict[str, tuple[str, bytes]]] = {}  # task -> name -> artifact
+        self._reserved = 0
         self._lock = threading.Lock()
         collector = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
                 try:
+                    pid = _peer_pid(self.connection)
+                    if collector.sender_ok and pid is not None and not collector.sender_ok(pid):
+                        raise GradingError("this process may not submit for this notebook")
                     collector._receive(self.rfile)
                     self.wfile.write(b"ok\n")
                 except Exception as exc:  # noqa: BLE001 - reported to the kernel
                     self.wfile.write(f"error: {exc}\n".encode())
 
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._folder = tempfile.mkdtemp(prefix="forge-collect-")
+        self.path = os.path.join(self._folder, "collector.sock")
+        self._server = socketserver.ThreadingUnixStreamServer(self.path, Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def address(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}:{self.token}"
+        return f"{self.path}:{self.token}"
 
     def __enter__(self) -> Collector:
         self._thread.start()
@@ -156,6 +189,7 @@ class Collector:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def _receive(self, rfile) -> None:
         header = json.loads(rfile.readline(4096))
@@ -167,10 +201,14 @@ class Collector:
             raise GradingError(f"bad artifact header {header}")
         if not (task.replace("_", "").isalnum() and name.replace("_", "").isalnum()):
             raise GradingError(f"bad artifact name {task}.{name}")
-        with self._lock:
-            held = sum(len(p) for v in self.received.values() for _, p in v.values())
-            if held + size > MAX_TOTAL:
+        if self.allowed is not None:
+            want = self.allowed.get(task, {}).get(name)
+            if want is None or kind not in (want, "unanswered"):
+                raise GradingError(f"this exercise takes no {kind} {task}.{name}")
+        with self._lock:  # reserve the room before reading, so parallel senders cannot pile up
+            if self._reserved + size > MAX_TOTAL:
                 raise GradingError("this submission has sent more than the grader keeps")
+            self._reserved += size
         payload = rfile.read(size)
         if len(payload) != size:
             raise GradingError("artifact truncated")

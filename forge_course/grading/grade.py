@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import dataclasses
+import math
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +35,11 @@ class Submission:
 
     student: str
     path: Path
+    name: str = ""  # the notebook as the student named it (inside their folder)
 
     @property
     def notebook(self) -> str:
-        return self.path.name
+        return self.name or self.path.name
 
 
 def discover(paths: list[Path]) -> list[Submission]:
@@ -54,17 +58,17 @@ def discover(paths: list[Path]) -> list[Submission]:
             for item in sorted(path.iterdir()):
                 if item.name.startswith(".") or item.name.startswith("__"):
                     continue
-                if item.is_file():
+                if item.is_file():  # regular files only: no pipes, devices or sockets
                     found.append(Submission(item.stem, item))
                 elif item.is_dir():
                     nbs = [
-                        p
-                        for p in sorted(item.rglob("*.ipynb"))
-                        if ".ipynb_checkpoints" not in p.parts
+                        p for p in sorted(item.rglob("*.ipynb"))
+                        if p.is_file() and ".ipynb_checkpoints" not in p.parts
+                    ]  # fmt: skip
+                    found += [
+                        Submission(item.name, nb, nb.relative_to(item).as_posix()) for nb in nbs
                     ]
-                    found += [Submission(item.name, nb) for nb in nbs] or [
-                        Submission(item.name, item)
-                    ]
+                    found += [] if nbs else [Submission(item.name, item)]
         else:
             raise GradingError(f"submission {path} does not exist")
     if not found:
@@ -82,14 +86,17 @@ def discover(paths: list[Path]) -> list[Submission]:
 
 
 def _check_overrides(overrides: dict[str, Any]) -> None:
-    known = {name for ex in exercises().values() for name in ex.params}
+    defaults = {name: v for ex in exercises().values() for name, v in ex.params.items()}
     for name, value in overrides.items():
-        if name not in known:
+        if name not in defaults:
             raise GradingError(
-                f"-p {name}: no exercise has a parameter {name}; known: {', '.join(sorted(known))}"
+                f"-p {name}: no exercise has a parameter {name}; "
+                f"known: {', '.join(sorted(defaults))}"
             )
-        if name == "SEED" and not isinstance(value, int):
-            raise GradingError(f"-p SEED {value!r}: the seed must be an integer")
+        want = type(defaults[name])
+        ok = isinstance(value, want) or (want is float and isinstance(value, int))
+        if not ok or isinstance(value, bool) != (want is bool):
+            raise GradingError(f"-p {name} {value!r}: {name} takes a {want.__name__}")
 
 
 def grade(
@@ -113,8 +120,8 @@ def grade(
     subs = discover(paths)
     if checks_dir is not None:
         load_checks(Path(checks_dir))  # fail fast on a broken checks folder
-    if timeout is not None and timeout <= 0:
-        raise GradingError(f"--timeout {timeout:g}: give a positive number of seconds")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise GradingError(f"--timeout {timeout}: give a positive, finite number of seconds")
     try:
         KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:
@@ -132,12 +139,16 @@ def grade(
 
     become_subreaper()  # orphans whose kernel and fork server died come to us: see _sweep
     server = ForkServer.start()
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None  # like Ctrl-C
     try:
         results = _run_pool(subs, args, jobs, progress, server)
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         if server is not None:
             server.close()
-        _sweep(keep=())
+        _sweep()
     kept, extra = _one_per_exercise(results)
     book = {
         "parameters": {
@@ -203,23 +214,27 @@ def _run_pool(subs: list[Submission], args: tuple, jobs: int, progress: bool, se
     return [results[i] for i in range(len(subs))]
 
 
-def _sweep(keep) -> None:
-    """Kill our children that are neither ours to keep nor multiprocessing's helper.
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _sweep() -> None:
+    """At the end of a batch, kill every child but multiprocessing's resource tracker.
 
     As a subreaper, this process adopts whatever a notebook started in the background
     once the processes above it are gone; nothing a submission starts outlives its batch.
+    (Not during the batch: adopted processes may be other students' running kernels.)
     """
+    from multiprocessing import resource_tracker
+
     import psutil
 
     from forge_course.grading.forkserver import kill_tree
 
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
     for child in psutil.Process().children():
-        try:
-            if child.pid in keep or "resource_tracker" in " ".join(child.cmdline()):
-                continue
-        except psutil.Error:
-            continue
-        kill_tree(child)
+        if child.pid != tracker:
+            kill_tree(child)
 
 
 def _pool_pass(subs, todo, args, jobs, server, results, bar) -> bool:
@@ -228,18 +243,18 @@ def _pool_pass(subs, todo, args, jobs, server, results, bar) -> bool:
     address = server.address if server is not None else None
     ctx = multiprocessing.get_context("spawn")
     broken = False
-    with futures.ProcessPoolExecutor(
+    pool = futures.ProcessPoolExecutor(
         jobs, mp_context=ctx, initializer=worker.init, initargs=(threads, address)
-    ) as pool:
+    )
+    try:
         running = {
-            pool.submit(worker.grade_one, subs[i].student, subs[i].path, *args): i for i in todo
+            pool.submit(worker.grade_one, subs[i].student, subs[i].path, *args, subs[i].name): i
+            for i in todo
         }
         for fut in futures.as_completed(running):
             i = running[fut]
             if server is not None:
                 server.ensure_running()  # a notebook may have killed it
-            keep = set(getattr(pool, "_processes", None) or {})
-            _sweep(keep | ({server.proc.pid} if server is not None else set()))
             try:
                 results[i] = fut.result()
             except futures.process.BrokenProcessPool:
@@ -248,6 +263,14 @@ def _pool_pass(subs, todo, args, jobs, server, results, bar) -> bool:
             except Exception as exc:  # noqa: BLE001 - the grader's own bug: keep the student
                 results[i] = _grader_failure(subs[i], exc, args[3])
             bar.update(1)
+    except KeyboardInterrupt:  # stop now: drop queued work, kill the workers and their kernels
+        from forge_course.grading.forkserver import kill_tree
+
+        for pid in list(getattr(pool, "_processes", None) or {}):
+            kill_tree(pid)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return broken
 
 

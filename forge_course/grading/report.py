@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,13 +35,12 @@ def write(out: Path, book: dict) -> None:
     for s in book["submissions"]:
         s["points"] = sum(r["points"] for r in s["rows"])
         s["possible"] = sum(r["possible"] for r in s["rows"])
-    tmp = out / "gradebook.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows(book):  # 2 and 2.0 alike print as 2
-            writer.writerow(row | {k: f"{row[k]:g}" for k in ("points", "possible")})
-    tmp.replace(out / "gradebook.csv")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows(book):  # 2 and 2.0 alike print as 2
+        writer.writerow(row | {k: f"{row[k]:g}" for k in ("points", "possible")})
+    _atomic(out / "gradebook.csv", table.getvalue())
     _write_feedback(out, book)
     _atomic(out / "gradebook.json", json.dumps(book, indent=2, default=str) + "\n")
 
@@ -97,6 +99,8 @@ def _safe(name: str) -> str:
 
 
 def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Write ``text`` to a fresh temporary file beside ``path``, then rename it over."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)

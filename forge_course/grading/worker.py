@@ -13,8 +13,10 @@ The recipe:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -41,6 +43,8 @@ def init(threads: int, address: tuple[str, str] | None) -> None:
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
     forkserver.become_subreaper()  # what a usual kernel leaves behind comes back to us
+    forkserver.die_with_parent()  # and no worker outlives its grader
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
 
 
 def which_exercise(nb, path: Path) -> Exercise:
@@ -78,6 +82,21 @@ class _Watchdog:
         self._stop.set()
 
 
+def _from_our_kernel(pid: int) -> bool:
+    """Whether ``pid`` is this submission's kernel or runs under it.
+
+    A forked kernel is one of ``forkserver.SPAWNED``; a usual kernel is our child.
+    """
+    import psutil
+
+    ours = {p.pid for p in forkserver.SPAWNED} | {os.getpid()}
+    try:
+        proc = psutil.Process(pid)
+        return any(p.pid in ours for p in [proc, *proc.parents()])
+    except psutil.Error:
+        return False
+
+
 def _kill_leftovers() -> None:
     """Kill this submission's kernel and everything it started, wherever it runs."""
     for pid in forkserver.SPAWNED:  # kernels forked for us are the fork server's children
@@ -111,7 +130,7 @@ def _execute(src: Path, dest: Path, params: dict, timeout: float, workdir: Path)
         try:
             papermill.execute_notebook(
                 str(src), str(dest), parameters=params, kernel_name="python3",
-                cwd=str(workdir), execution_timeout=timeout, start_timeout=60,
+                cwd=str(workdir), execution_timeout=math.ceil(timeout), start_timeout=60,
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
             )  # fmt: skip
             return "completed", ""
@@ -169,6 +188,7 @@ def grade_one(
     overrides: dict[str, Any],
     timeout: float | None,
     checks_dir: str | None,
+    name: str = "",
 ) -> dict:
     """Grade one submission and return its result as a dict (rows, outcome, timings)."""
     from forge_course.grading.channel import ENV_VAR, Collector
@@ -176,7 +196,7 @@ def grade_one(
 
     started = time.perf_counter()
     result: dict[str, Any] = {
-        "student": student, "notebook": path.name, "path": str(path), "exercise": None,
+        "student": student, "notebook": name or path.name, "path": str(path), "exercise": None,
         "outcome": "error", "message": "", "params": {}, "rows": [],
     }  # fmt: skip
     try:
@@ -196,13 +216,14 @@ def grade_one(
     params = ex.params | overrides
     limit = timeout or ex.timeout
     result.update(exercise=ex.name, params=params, timeout_s=limit)
-    executed = out / "executed" / student / path.name
+    executed = out / "executed" / student / (name or path.name)
     executed.parent.mkdir(parents=True, exist_ok=True)
     forkserver.SPAWNED.clear()
     forkserver.KERNEL_LOG = str(executed.with_suffix(".log"))
     with tempfile.TemporaryDirectory(prefix="forge-grade-") as tmp:
         shutil.copy(path, Path(tmp) / "submission.ipynb")
-        with Collector() as collector:
+        allowed = {t.id: dict(t.values) for t in ex.tasks}
+        with Collector(allowed, sender_ok=_from_our_kernel) as collector:
             os.environ.update(
                 {
                     ENV_VAR: collector.address,

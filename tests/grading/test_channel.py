@@ -41,8 +41,7 @@ def test_values_round_trip_through_a_real_socket(monkeypatch):
 
 def test_a_wrong_token_is_refused(monkeypatch):
     with channel.Collector() as collector:
-        host, port, _ = collector.address.split(":")
-        monkeypatch.setenv(channel.ENV_VAR, f"{host}:{port}:forged")
+        monkeypatch.setenv(channel.ENV_VAR, f"{collector.path}:forged")
         with pytest.raises(GradingError, match="bad token"):
             channel.submit("ex00_1", {"tf_version": ("scalar", "2.21.0")})
         assert collector.received == {}
@@ -58,9 +57,9 @@ def test_a_wrong_token_is_refused(monkeypatch):
 )
 def test_oversized_or_malformed_headers_are_refused(change, error):
     with channel.Collector() as collector:
-        host, port, token = collector.address.split(":")
+        token = collector.token
         header = {"token": token, "task": "ex00_1", "name": "x", "kind": "scalar", "size": 2}
-        with socket.create_connection((host, int(port))) as sock:
+        with channel.connect(collector.path) as sock:
             sock.sendall(json.dumps(header | change).encode() + b"\n{}")
             sock.shutdown(socket.SHUT_WR)
             assert sock.makefile().readline().startswith(error)
@@ -92,6 +91,33 @@ def test_a_bad_value_or_a_gone_grader_is_a_clear_message(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "could not submit: expected a Keras model, got str" in out
     assert out.count("could not submit") == 2 and collector.received == {}
-    monkeypatch.setenv(channel.ENV_VAR, "127.0.0.1:9:token")  # nobody listens on port 9
+    monkeypatch.setenv(channel.ENV_VAR, "/nonexistent/collector.sock:token")
     with pytest.raises(GradingError, match="could not reach the grader"):
         channel.submit("ex00_1", {"tf_version": ("scalar", "2.21.0")})
+
+
+def test_only_the_submissions_own_processes_may_send(monkeypatch):
+    import os
+
+    seen = []
+
+    def sender_ok(pid):
+        seen.append(pid)
+        return False  # as for a process outside this submission's kernel
+
+    with channel.Collector(sender_ok=sender_ok) as collector:
+        monkeypatch.setenv(channel.ENV_VAR, collector.address)
+        with pytest.raises(GradingError, match="may not submit"):
+            channel.submit("ex00_1", {"tf_version": ("scalar", "2.21.0")})
+        assert seen == [os.getpid()] and collector.received == {}
+
+
+def test_the_collector_takes_only_the_exercises_values(monkeypatch):
+    allowed = {"ex00_1": {"tf_version": "scalar", "keras_backend": "scalar"}}
+    with channel.Collector(allowed) as collector:
+        monkeypatch.setenv(channel.ENV_VAR, collector.address)
+        for task, name, kind in (("junk0", "x", "scalar"), ("ex00_1", "tf_version", "array")):
+            with pytest.raises(GradingError, match="this exercise takes no"):
+                channel.submit(task, {name: (kind, 1)})
+        channel.submit("ex00_1", {"tf_version": ("scalar", "2.21.0")})
+        assert list(collector.received) == ["ex00_1"]

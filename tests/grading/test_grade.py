@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -299,7 +300,13 @@ def test_an_empty_folder_is_a_usage_error(tmp_path):
 
 @pytest.mark.parametrize(
     "param, expect",
-    [(["-p", "SEED", "abc"], "must be an integer"), (["-p", "EPOHCS", "3"], "no exercise has")],
+    [
+        (["-p", "SEED", "abc"], "SEED takes a int"),
+        (["-p", "EPOCHS", "2.5"], "EPOCHS takes a int"),
+        (["-p", "EPOHCS", "3"], "no exercise has"),
+        (["--timeout", "nan"], "positive, finite"),
+        (["--timeout", "-5"], "positive, finite"),
+    ],
 )
 def test_bad_parameters_are_usage_errors(param, expect, tmp_path):
     result = run_cli("grade", "solutions", "--out", str(tmp_path), *param)
@@ -329,11 +336,15 @@ def test_discover_names_students_and_refuses_ambiguous_ones(tmp_path):
     for path in (tmp_path / "a" / "alice.ipynb", tmp_path / "b" / "alice.ipynb"):
         path.write_text("{}")
     (tmp_path / "b" / "carol" / "ex 2.ipynb").write_text("{}")
+    (tmp_path / "b" / "carol" / "old").mkdir()
+    (tmp_path / "b" / "carol" / "old" / "ex 2.ipynb").write_text("{}")
+    os.mkfifo(tmp_path / "b" / "carol" / "pipe.ipynb")  # would block a reader for ever
     (tmp_path / "b" / "dan" / "answers.py").write_text("print(42)")
     (tmp_path / "b" / "bob.pdf").write_text("not a notebook, still bob's")
     found = discover([tmp_path / "b"])
     assert [(s.student, s.notebook) for s in found] == [
-        ("alice", "alice.ipynb"), ("bob", "bob.pdf"), ("carol", "ex 2.ipynb"), ("dan", "dan"),
+        ("alice", "alice.ipynb"), ("bob", "bob.pdf"), ("carol", "ex 2.ipynb"),
+        ("carol", "old/ex 2.ipynb"), ("dan", "dan"),
     ]  # fmt: skip
     with pytest.raises(GradingError, match="two submissions for student 'alice'"):
         discover([tmp_path / "a", tmp_path / "b"])
