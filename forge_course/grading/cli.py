@@ -63,6 +63,7 @@ def _grade(args: argparse.Namespace) -> int:
         checks_dir=Path(args.checks) if args.checks else None,
         overrides=overrides,
         progress=not args.quiet,
+        only=args.exercise,
     )
     if args.json:
         print(json.dumps(report.rows(book), indent=2))
@@ -97,6 +98,9 @@ def add_verbs(verbs, fmt, epilog) -> None:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="limit per notebook, also per cell (default: the exercise's)")  # fmt: skip
     p.add_argument("--checks", metavar="DIR", help="extra hidden checks (*.py defining CHECKS)")
+    p.add_argument("--exercise", action="append", metavar="NAME",
+                   help="grade only this exercise (repeatable): other notebooks get an error "
+                   "row, and students without it get missing rows")  # fmt: skip
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="inject a parameter (repeatable); VALUE is a Python literal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the gradebook rows as JSON")

@@ -108,8 +108,13 @@ def grade(
     checks_dir: Path | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    only: list[str] | None = None,
 ) -> dict:
-    """Grade every submission under ``paths`` into ``out`` and return the gradebook dict."""
+    """Grade every submission under ``paths`` into ``out`` and return the gradebook dict.
+
+    With ``only`` (exercise names), notebooks answering another exercise get an error
+    row, and every student gets ``missing`` rows for a named exercise they lack.
+    """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     from forge_course.grading import report
@@ -117,6 +122,10 @@ def grade(
 
     overrides = overrides or {}
     _check_overrides(overrides)
+    known = exercises()
+    for name in only or []:
+        if name not in known:
+            raise GradingError(f"--exercise {name}: unknown; known: {', '.join(sorted(known))}")
     subs = discover(paths)
     if checks_dir is not None:
         load_checks(Path(checks_dir))  # fail fast on a broken checks folder
@@ -134,7 +143,7 @@ def grade(
     out.mkdir(parents=True, exist_ok=True)
     jobs = max(1, jobs or os.cpu_count() or 1)
     started = time.perf_counter()
-    args = (out, overrides, timeout, str(checks_dir) if checks_dir else None)
+    args = (out, overrides, timeout, str(checks_dir) if checks_dir else None, only)
     from forge_course.grading.forkserver import become_subreaper
 
     become_subreaper()  # orphans whose kernel and fork server died come to us: see _sweep
@@ -150,6 +159,7 @@ def grade(
             server.close()
         _sweep()
     kept, extra = _one_per_exercise(results)
+    kept += _missing(kept, only or [], args[3])
     book = {
         "parameters": {
             "overrides": overrides,
@@ -188,6 +198,37 @@ def _one_per_exercise(results: list[dict]) -> tuple[list[dict], list[dict]]:
         note = f"also handed in {r['notebook']} ({r['points']:g} points, not counted)"
         keep["message"] = "; ".join(filter(None, [keep["message"], note]))
     return kept + list(best.values()), extra
+
+
+def _missing(kept: list[dict], only: list[str], checks_dir: str | None) -> list[dict]:
+    """Rows for each named exercise a student handed nothing in for."""
+    from forge_course.grading.score import with_extra
+
+    have = {(r["student"], r["exercise"]) for r in kept}
+    rows = []
+    for student in sorted({r["student"] for r in kept}):
+        for name in only:
+            if (student, name) in have:
+                continue
+            why = f"no notebook for exercise {name} was handed in"
+            checks = with_extra(name, checks_dir).checks
+            rows.append(
+                {
+                    "student": student,
+                    "notebook": "-",
+                    "path": "",
+                    "exercise": name,
+                    "outcome": "missing",
+                    "message": why,
+                    "params": {},
+                    "duration_s": 0.0,
+                    "rows": [
+                        CheckResult(c.id, 0, c.points, "missing", why, c.hint, c.hidden).to_dict()
+                        for c in checks
+                    ],
+                }  # fmt: skip
+            )
+    return rows
 
 
 def _run_pool(subs: list[Submission], args: tuple, jobs: int, progress: bool, server) -> list[dict]:
@@ -248,7 +289,9 @@ def _pool_pass(subs, todo, args, jobs, server, results, bar) -> bool:
     )
     try:
         running = {
-            pool.submit(worker.grade_one, subs[i].student, subs[i].path, *args, subs[i].name): i
+            pool.submit(
+                worker.grade_one, subs[i].student, subs[i].path, *args, name=subs[i].name
+            ): i
             for i in todo
         }
         for fut in futures.as_completed(running):

@@ -69,7 +69,9 @@ def feedback(student: str, subs: list[dict]) -> str:
         title = s["exercise"] or "unknown exercise"
         lines += [f"## {title} ({s['notebook']}): {s['points']:g}/{s['possible']:g} points", ""]
         if s["message"]:
-            lead = "Note" if s["outcome"] == "completed" else "Your notebook did not run to the end"
+            lead = {"completed": "Note", "missing": "Missing"}.get(
+                s["outcome"], "Your notebook did not run to the end"
+            )
             lines += [f"{lead}: {s['message']}", ""]
         for r in s["rows"]:
             mark = "passed" if r["status"] == "passed" else r["status"].upper()

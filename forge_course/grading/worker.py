@@ -188,6 +188,7 @@ def grade_one(
     overrides: dict[str, Any],
     timeout: float | None,
     checks_dir: str | None,
+    only: list[str] | None = None,
     name: str = "",
 ) -> dict:
     """Grade one submission and return its result as a dict (rows, outcome, timings)."""
@@ -204,6 +205,11 @@ def grade_one(
             raise GradingError(f"no notebook (*.ipynb) in the folder {path.name}/")
         nb = nbformat.read(path, as_version=4)
         ex = with_extra(which_exercise(nb, path).name, checks_dir)
+        if only and ex.name not in only:
+            raise GradingError(
+                f"this notebook answers exercise {ex.name}, but this batch grades "
+                f"{', '.join(only)}; hand in the notebook of that exercise"
+            )
     except Exception as exc:  # noqa: BLE001 - not JSON, not a notebook, unknown exercise
         if isinstance(exc, GradingError):
             why = str(exc)

@@ -348,3 +348,28 @@ def test_discover_names_students_and_refuses_ambiguous_ones(tmp_path):
     ]  # fmt: skip
     with pytest.raises(GradingError, match="two submissions for student 'alice'"):
         discover([tmp_path / "a", tmp_path / "b"])
+
+
+def test_exercise_option_pins_the_batch(tmp_path):
+    import nbformat
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nbformat.write(fixtures.correct(), subs / "ann.ipynb")
+    relabelled = fixtures.correct()
+    relabelled.metadata["forge_course"]["exercise"] = "00_setup_and_environment"
+    nbformat.write(relabelled, subs / "ben.ipynb")  # claims an easier exercise
+    out = tmp_path / "out"
+    result = run_cli(
+        "grade", str(subs), "--out", str(out), "-q", "--exercise", "02_sequential_api"
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    rows = list(csv.DictReader((out / "gradebook.csv").open()))
+    ben = [r for r in rows if r["student"] == "ben"]
+    (odd,) = [r for r in ben if r["check"] == "(notebook)"]
+    assert "answers exercise 00_setup" in odd["message"]
+    rest = [r for r in ben if r is not odd]
+    assert [r["check"] for r in rest] == EX02 and {r["status"] for r in rest} == {"missing"}
+    assert {r["status"] for r in rows if r["student"] == "ann"} == {"passed"}
+    unknown = run_cli("grade", str(subs), "--out", str(out), "--exercise", "99_x")
+    assert unknown.returncode == 2 and "--exercise 99_x: unknown" in unknown.stderr
