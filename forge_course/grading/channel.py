@@ -123,12 +123,19 @@ def submit(task_id: str, values: dict[str, tuple[str, Any]]) -> None:
     for name, (kind, payload) in encoded.items():
         header = {"token": token, "task": task_id, "name": name, "kind": kind, "size": len(payload)}
         try:
-            with connect(path) as sock:
-                sock.sendall(json.dumps(header).encode() + b"\n" + payload)
-                sock.shutdown(socket.SHUT_WR)
-                reply = sock.makefile("rb").readline().decode().strip()
+            sock = connect(path)
         except OSError as exc:
             raise GradingError(f"could not reach the grader: {exc}") from None
+        with sock:
+            try:
+                sock.sendall(json.dumps(header).encode() + b"\n" + payload)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the grader may have refused before reading it all: its reply says why
+            try:
+                reply = sock.makefile("rb").readline().decode().strip()
+            except OSError as exc:
+                raise GradingError(f"could not reach the grader: {exc}") from None
         if reply != "ok":
             raise GradingError(f"the grader refused {task_id}.{name}: {reply}")
 
