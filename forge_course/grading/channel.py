@@ -2,7 +2,7 @@
 
 While grading, ``check(...)`` does not score anything: it serializes each value as an
 artifact (a ``.keras`` model, a ``.npy`` array or a JSON scalar) and sends it over a
-loopback socket to the grader's worker process, which keeps it in memory: nothing
+local (Unix) socket to the grader's worker process, which keeps it in memory: nothing
 the kernel writes to disk or prints afterwards can change what was received. Once
 the kernel and anything it started are gone, a grader process loads each artifact
 from memory (Keras ``safe_mode``, NumPy without pickles) and computes every score.
