@@ -29,6 +29,11 @@ class CheckResult:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def zero(cls, check: Check, status: str, message: str) -> CheckResult:
+        """No points for ``check``, with the status and message that say why."""
+        return cls(check.id, 0, check.points, status, message, check.hint, check.hidden)
+
 
 @dataclasses.dataclass
 class TaskResult:

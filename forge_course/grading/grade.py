@@ -222,10 +222,7 @@ def _missing(kept: list[dict], only: list[str], checks_dir: str | None) -> list[
                     "message": why,
                     "params": {},
                     "duration_s": 0.0,
-                    "rows": [
-                        CheckResult(c.id, 0, c.points, "missing", why, c.hint, c.hidden).to_dict()
-                        for c in checks
-                    ],
+                    "rows": [CheckResult.zero(c, "missing", why).to_dict() for c in checks],
                 }  # fmt: skip
             )
     return rows
@@ -327,10 +324,7 @@ def _grader_failure(sub: Submission, exc: BaseException, checks_dir: str | None)
         nb = nbformat.read(sub.path, as_version=4)
         ex = with_extra(worker.which_exercise(nb, sub.path).name, checks_dir)
         name = ex.name
-        rows = [
-            CheckResult(c.id, 0, c.points, "crashed", msg, c.hint, c.hidden).to_dict()
-            for c in ex.checks
-        ]
+        rows = [CheckResult.zero(c, "crashed", msg).to_dict() for c in ex.checks]
     except Exception:  # noqa: BLE001
         pass
     return {

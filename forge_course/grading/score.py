@@ -75,18 +75,14 @@ def score(
                 )
             else:
                 status, why = outcome, f"not submitted before the run ended: {message}"
-            rows += [
-                CheckResult(c.id, 0, c.points, status, why, c.hint, c.hidden) for c in t.checks
-            ]
+            rows += [CheckResult.zero(c, status, why) for c in t.checks]
             continue
         setup(int(params.get("SEED", 0)), verbose=False)
         try:
             values = {name: decode(kind, data) for name, (kind, data) in artifacts[t.id].items()}
         except Exception as exc:  # noqa: BLE001
             why = f"could not load what you submitted for {t.id}: {type(exc).__name__}: {exc}"[:500]
-            rows += [
-                CheckResult(c.id, 0, c.points, "error", why, c.hint, c.hidden) for c in t.checks
-            ]
+            rows += [CheckResult.zero(c, "error", why) for c in t.checks]
             continue
         rows += run_checks(t, values, params, t.checks)
     return {"rows": [r.to_dict() for r in rows], "environment": environment()}
