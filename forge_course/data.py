@@ -345,11 +345,14 @@ def _digits() -> Dataset:
 
 
 def _breast_cancer() -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
-    """Wisconsin breast-cancer data: the 10 'mean' features, standardized, binary labels.
+    """Wisconsin breast-cancer data: the 10 'mean' features, raw, binary labels.
 
     Split 60/20/20 into train, test and a grading hold-out that :func:`load` never
-    returns; features are standardized with the training split's mean and deviation.
-    Label 1 means benign, 0 malignant (scikit-learn's coding).
+    returns. The features stay in their own units (radius in micrometres next to
+    smoothness near 0.1): scaling belongs in the model, as a ``Normalization`` layer
+    adapted on the rows it trains on, so that no statistic leaks from held-out rows and
+    a served model takes raw measurements. Label 1 means benign, 0 malignant
+    (scikit-learn's coding).
     """
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
@@ -363,8 +366,6 @@ def _breast_cancer() -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
     x_train, x_test, y_train, y_test = train_test_split(
         x_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=0
     )
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-    x_train, x_test, x_hold = ((a - mean) / std for a in (x_train, x_test, x_hold))
     ds = Dataset(
         "breast_cancer", x_train, y_train, x_test, y_test, ("malignant", "benign"),
         "bundled", "scikit-learn breast cancer (Wisconsin)",
