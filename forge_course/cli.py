@@ -2,7 +2,8 @@
 
 Exit codes (all verbs): 0 success; 1 checks failed (doctor found problems, a grade or
 ``assign --check`` found failures); 2 usage error (bad option, unknown name, unreadable
-input); 3 could not execute (e.g. the cache folder cannot be written).
+input); 3 could not execute (e.g. the cache folder cannot be written). A
+:class:`~forge_course.errors.ForgeError` says which through its class's ``exit_code``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import json
 import sys
 
-from forge_course.errors import CacheError, ForgeError
+from forge_course.errors import ForgeError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
 
@@ -23,7 +24,7 @@ EXIT_CODES = """exit codes:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from forge_course.env import doctor
+    from forge_course.doctor import doctor
 
     report = doctor(kernel_name=args.kernel)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
@@ -99,12 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except CacheError as exc:
-        print(f"forge-course {args.verb}: error: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_RUN
     except ForgeError as exc:
         print(f"forge-course {args.verb}: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", EXIT_USAGE)
+        return exc.exit_code
     except OSError as exc:  # a folder we cannot write, a disk that is full, ...
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forge_course.errors import CacheError, DatasetError
+from forge_course.config import home, offline
+from forge_course.errors import CacheError, DatasetError, DownloadError
 
 __all__ = [
     "Dataset",
@@ -100,8 +101,6 @@ def names() -> tuple[str, ...]:
 
 def cache_dir() -> Path:
     """Keras's dataset cache: ``$KERAS_HOME/datasets``, by default ``~/.keras/datasets``."""
-    from forge_course.env import home
-
     return home() / "datasets"
 
 
@@ -166,8 +165,6 @@ def fetch(name: str) -> Path:
     Returns the cached path. Raises :class:`CacheError` when the cache cannot be
     written and :class:`DatasetError` when the download fails or the name is unknown.
     """
-    from forge_course.env import offline
-
     key = name.strip().lower().replace("-", "_")
     if key not in DOWNLOADABLE:
         if key in names():
@@ -188,12 +185,10 @@ def fetch(name: str) -> Path:
     except CacheError:
         raise
     except Exception as exc:  # noqa: BLE001 - network, proxy or checksum trouble
-        err = DatasetError(
+        raise DownloadError(
             f"downloading {key} failed ({type(exc).__name__}: {exc}); check the network "
             "connection or proxy and run `forge-course fetch-data` again"
-        )
-        err.exit_code = 3
-        raise err from None
+        ) from None
     _read_cache(key)  # prove the files are whole
     return _cache_files(key)[0].parent
 
@@ -208,8 +203,6 @@ def _cache_files(name: str) -> list[Path]:
 
 
 def _image_dataset(name: str) -> Dataset:
-    from forge_course.env import offline
-
     classes = FASHION_CLASSES if name == "fashion_mnist" else DIGIT_CLASSES
     files = _cache_files(name)
     if all(p.exists() for p in files):
