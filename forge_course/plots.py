@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_history", "show_images"]
+__all__ = ["plot_confusion_matrix", "plot_history", "show_images"]
 
 
 def _history_dict(history) -> dict[str, list[float]]:
@@ -105,5 +105,64 @@ def show_images(
             color = "black" if int(predictions[i]) == int(labels[i]) else "red"
             name = f"{guess}\n(true {name})" if color == "red" else name
         ax.set_title(name, fontsize=8, color=color)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(
+    matrix,
+    class_names: Sequence[str],
+    *,
+    title: str | None = None,
+    ax=None,
+):
+    """Draw a confusion matrix as a grid of counts, true labels down, predictions across.
+
+    Args:
+        matrix: square counts, ``matrix[i, j]`` = examples of class ``i`` predicted
+            as class ``j``.
+        class_names: one name per class, in label order.
+        title: an optional title over the grid.
+        ax: the matplotlib Axes to draw into; by default a new pyplot figure.
+
+    Returns:
+        The Figure that holds the grid.
+
+    Each cell shows its count and its share of the true class (its row), so a rare
+    class's mistakes are as visible as a common one's.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ValueError(
+            f"plot_confusion_matrix needs square counts shaped (k, k), got {matrix.shape}"
+        )
+    if len(class_names) != matrix.shape[0]:
+        raise ValueError(
+            f"the matrix has {matrix.shape[0]} classes but class_names has "
+            f"{len(class_names)} ({list(class_names)!r}); pass one name per class"
+        )
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        size = 1.2 * matrix.shape[0] + 2.2
+        fig, ax = plt.subplots(figsize=(size + 0.6, size))
+    else:
+        fig = ax.figure
+    k = matrix.shape[0]
+    row_totals = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, row_totals, out=np.zeros(matrix.shape), where=row_totals > 0)
+    ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(k):
+        for j in range(k):
+            color = "white" if shares[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{matrix[i, j]:g}\n{shares[i, j]:.0%}", ha="center", va="center",
+                    color=color, fontsize=10)  # fmt: skip
+    ticks = np.arange(k)
+    ax.set_xticks(ticks, [str(n) for n in class_names])
+    ax.set_yticks(ticks, [str(n) for n in class_names])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

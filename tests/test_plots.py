@@ -54,3 +54,24 @@ def test_show_images_marks_wrong_predictions_in_red():
     assert titles[1][0].startswith("c") and titles[1][1] == "red"
     with pytest.raises(ValueError, match=r"shaped \(n, h, w\)"):
         plots.show_images(np.zeros((4, 4)))
+
+
+def test_confusion_matrix_shows_counts_and_row_shares():
+    fig = plots.plot_confusion_matrix([[8, 2], [0, 5]], ["cat", "dog"], title="test split")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["8\n80%", "2\n20%", "0\n0%", "5\n100%"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "dog"]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("predicted", "true", "test split")
+
+
+def test_confusion_matrix_draws_into_a_given_axes_and_checks_its_input():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plots.plot_confusion_matrix(np.zeros((3, 3)), "abc", ax=ax) is fig
+    assert [t.get_text() for t in ax.texts][:2] == ["0\n0%", "0\n0%"]  # empty rows: no NaN
+    with pytest.raises(ValueError, match=r"square counts shaped \(k, k\), got \(2, 3\)"):
+        plots.plot_confusion_matrix(np.zeros((2, 3)), ["a", "b"])
+    with pytest.raises(ValueError, match="2 classes but class_names has 3"):
+        plots.plot_confusion_matrix(np.zeros((2, 2)), ["a", "b", "c"])
