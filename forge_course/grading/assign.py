@@ -5,6 +5,11 @@ Inside a solution's code cells, the lines from ``### BEGIN SOLUTION`` to
 placeholder: each name the answer assigns becomes ``name = ...`` (which ``check``
 reports as "not answered yet"), under a comment saying what to write. The text after
 ``### BEGIN SOLUTION:`` is that comment.
+
+A *debug* task hands the learner broken code instead of a placeholder. Its region holds
+the repaired code, then a ``### BROKEN`` line, then the broken code commented out with
+``# `` (so the solution runs the fix and shows the bug beside it); the exercise gets
+the broken code, uncommented, under a ``# FIX THIS CELL:`` comment.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ __all__ = ["AssignResult", "assign", "make_exercise"]
 
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION:?\s*(.*)$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
+BROKEN = re.compile(r"^\s*### BROKEN\s*$")
 README = """# exercises/ (generated, do not edit)
 
 Every notebook here is written by `forge-course assign` from the notebook of the same
@@ -50,6 +56,25 @@ def _assigned_names(code: str) -> list[str]:
     return names
 
 
+def _uncomment(lines: list[str], indent: str, where: str) -> list[str]:
+    """The broken code of a ``### BROKEN`` block: each line loses its leading ``# ``."""
+    out = []
+    for line in lines:
+        if not line.strip():
+            out.append("")
+        elif line.startswith(f"{indent}# ") or line.strip() == "#":
+            out.append(line.replace("# ", "", 1) if "# " in line else "")
+        else:
+            raise GradingError(f"{where}: every line after ### BROKEN must be commented with '# '")
+    if not any(line.strip() for line in out):
+        raise GradingError(f"{where}: ### BROKEN has no code after it")
+    try:
+        ast.parse("\n".join(line[len(indent) :] for line in out))
+    except SyntaxError as exc:
+        raise GradingError(f"{where}: the code after ### BROKEN is not Python: {exc}") from None
+    return out
+
+
 def _strip_cell(source: str, where: str) -> str:
     lines = source.splitlines()
     out: list[str] = []
@@ -70,7 +95,14 @@ def _strip_cell(source: str, where: str) -> str:
             j += 1
         if j == len(lines):
             raise GradingError(f"{where}: ### BEGIN SOLUTION without an END")
-        body = "\n".join(line[len(indent) :] for line in lines[i + 1 : j])
+        region = lines[i + 1 : j]
+        split = [k for k, line in enumerate(region) if BROKEN.match(line)]
+        if split:
+            out.append(f"{indent}# FIX THIS CELL: {hint}")
+            out += _uncomment(region[split[0] + 1 :], indent, where)
+            i = j + 1
+            continue
+        body = "\n".join(line[len(indent) :] for line in region)
         out.append(f"{indent}# YOUR CODE HERE: {hint}")
         names = _assigned_names(body)
         out += [f"{indent}{n} = ..." for n in names] or [f"{indent}pass"]

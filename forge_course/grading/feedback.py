@@ -1,4 +1,10 @@
-"""``check(...)``: instant feedback in the notebook, or a submission while grading."""
+"""``check(...)``, ``hint(...)`` and ``show_bar(...)``: what a learner sees in the notebook.
+
+``check`` gives instant feedback (or, under the grader, only submits); a failing check
+shows what is wrong and the gentlest hint. ``hint`` gives the next tier of help for the
+checks that failed last, one tier per call. ``show_bar`` states how an exercise is
+graded, computed from its definition.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,18 @@ import html
 from typing import Any
 
 from forge_course.errors import ForgeError
-from forge_course.grading.spec import Check, Exercise, Task, task
+from forge_course.grading.spec import Check, Exercise, Task, exercise, task
 
-__all__ = ["CheckResult", "TaskResult", "check", "run_checks"]
+__all__ = [
+    "Bar",
+    "CheckResult",
+    "HintResult",
+    "TaskResult",
+    "check",
+    "hint",
+    "run_checks",
+    "show_bar",
+]
 
 STATUSES = ("passed", "failed", "error", "timeout", "crashed", "missing")
 
@@ -54,7 +69,10 @@ class TaskResult:
 
     def _footer(self) -> str:
         more = f"{self.hidden_count} more check(s) run at grading time."
-        return more if self.hidden_count else "No further checks at grading time."
+        text = more if self.hidden_count else "No further checks at grading time."
+        if any(r.status != "passed" and r.message != "not answered yet" for r in self.results):
+            text += f" Stuck? hint({self.task!r}) gives more help, one step at a time."
+        return text
 
     def __str__(self) -> str:
         lines = [f"{self.task}: {self.note}"] if self.note else []
@@ -125,6 +143,17 @@ def run_checks(
     return out
 
 
+_LAST_FAILED: dict[str, list[str]] = {}  # task -> check names that failed at its last check()
+_HINT_LEVEL: dict[str, int] = {}  # task -> hint tiers shown so far (the first comes free)
+
+
+def _remember(task_id: str, results: list[CheckResult]) -> None:
+    failed = [r.check.split(".", 1)[1] for r in results if r.status != "passed"]
+    if failed != _LAST_FAILED.get(task_id):
+        _HINT_LEVEL[task_id] = 1  # a new problem starts again from the gentlest hint
+    _LAST_FAILED[task_id] = failed
+
+
 def _notebook_params(ex: Exercise) -> dict[str, Any]:
     """The exercise's parameters as the learner's notebook has them (else the defaults)."""
     params = dict(ex.params)
@@ -182,4 +211,113 @@ def check(task_id: str, **values: Any) -> None:
         return
     answered = all(v is not Ellipsis for v in values.values())
     results = run_checks(the_task, values, _notebook_params(ex))
+    if answered:
+        _remember(task_id, results)
     _display(TaskResult(task_id, results, hidden, note="" if answered else "not answered yet"))
+
+
+@dataclasses.dataclass
+class HintResult:
+    """Hints for one task, up to a tier: what ``hint(...)`` shows."""
+
+    task: str
+    level: int
+    hints: dict[str, list[str]]  # check id -> the tiers shown
+    note: str = ""
+
+    def __str__(self) -> str:
+        lines = [f"{self.task}: {self.note}"] if self.note else []
+        for check_id, tiers in self.hints.items():
+            lines.append(f"  {check_id}")
+            lines += [f"    {k}. {text}" for k, text in enumerate(tiers, start=1)]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        parts = [f"<p><b>{esc(self.task)}</b>: {esc(self.note)}</p>"] if self.note else []
+        for check_id, tiers in self.hints.items():
+            items = "".join(f"<li>{esc(t)}</li>" for t in tiers)
+            parts.append(f"<p><code>{esc(check_id)}</code></p><ol>{items}</ol>")
+        return "<div>" + "".join(parts) + "</div>"
+
+
+def hint(task_id: str, level: int | None = None) -> HintResult:
+    """Show more help for the checks of ``task_id`` that failed at its last ``check``.
+
+    Each call reveals one more tier (the concept, then the API to use, then a worked
+    fragment); ``level`` jumps to a tier. Before any ``check`` it covers every public
+    check of the task.
+    """
+    try:
+        _, the_task = task(task_id)
+    except ForgeError as exc:
+        result = HintResult(task_id, 0, {}, note=str(exc))
+        _display(result)
+        return result
+    names = _LAST_FAILED.get(task_id)
+    if names is not None and not names:
+        result = HintResult(task_id, 0, {}, note="every public check passed at your last check()")
+        _display(result)
+        return result
+    checks = [c for c in the_task.public if names is None or c.name in names and c.hints]
+    deepest = max((len(c.hints) for c in checks), default=0)
+    if level is None:
+        level = min(_HINT_LEVEL.get(task_id, 0) + 1, deepest)
+    level = max(1, min(int(level), deepest or 1))
+    _HINT_LEVEL[task_id] = level
+    shown = {c.id: list(c.hints[:level]) for c in checks if c.hints}
+    note = f"hint {level} of {deepest}" if shown else "no hints for this task"
+    if shown and level == deepest:
+        note += " (the last one)"
+    result = HintResult(task_id, level, shown, note=note)
+    _display(result)
+    return result
+
+
+@dataclasses.dataclass
+class Bar:
+    """How an exercise is graded, as its definition says: tasks, checks, parameters."""
+
+    exercise: Exercise
+
+    def _params(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.exercise.params.items())
+
+    def _lead(self) -> str:
+        ex = self.exercise
+        return (
+            f"Exercise {ex.name}: {ex.points:g} points. The grader runs this notebook from "
+            f"the top with {self._params()} (replacing your parameters cell), stops it after "
+            f"{ex.timeout:g} s, and scores what your check(...) calls submit."
+        )
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(task, rung, what is checked, points, when) per check."""
+        return [
+            (t.id, t.rung, c.description or c.name, f"{c.points:g}",
+             "at grading time" if c.hidden else "now and at grading")
+            for t in self.exercise.tasks for c in t.checks
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        lines = [self._lead()]
+        for t in self.exercise.tasks:
+            lines.append(f"  {t.id} ({t.rung}, {t.points:g} points): {t.title}")
+            for c in t.checks:
+                when = " [at grading time]" if c.hidden else ""
+                lines.append(f"    - {c.description or c.name} ({c.points:g}){when}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{h}</th>" for h in ("task", "rung", "checked", "points", "when"))
+        body = "".join(
+            "<tr>" + "".join(f"<td style='text-align:left'>{esc(x)}</td>" for x in row) + "</tr>"
+            for row in self.rows()
+        )
+        return f"<div><p>{esc(self._lead())}</p><table><tr>{head}</tr>{body}</table></div>"
+
+
+def show_bar(name: str) -> Bar:
+    """Return how exercise ``name`` is graded (a notebook displays it as a table)."""
+    return Bar(exercise(name))

@@ -1,0 +1,306 @@
+"""Exercise 02: the Sequential API on new data, a decision threshold, a broken classifier.
+
+The ladder: a softmax classifier for the ten digits (apply), the threshold that keeps
+malignant recall at the bar with the best precision (target), and a breast-cancer
+classifier stuck at the baseline with a leak in its scaling (debug).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from forge_course.grading.checks import (
+    accuracy,
+    binary_scores,
+    dataset,
+    flat_digits,
+    last_activation,
+    loss_name,
+    not_a_model,
+    screen,
+    validation_rows,
+)
+from forge_course.grading.spec import Check, Exercise, Task
+
+MIN_DIGITS_ACCURACY = 0.85
+MIN_RECALL = 0.95  # malignant recall on the validation rows, the screen's bar
+MIN_HOLDOUT_RECALL = 0.85  # the same on patients the kernel never saw, with room for noise
+MIN_HOLDOUT_BENIGN = 0.5  # ... while still calling at least half the benign tumours benign
+MIN_TEST_ACCURACY = 0.88
+MIN_HOLDOUT_ACCURACY = 0.85
+VALIDATION_SPLIT = 0.2
+
+
+def cancer_split() -> tuple[np.ndarray, ...]:
+    """(x_fit, y_fit, x_val, y_val): the rows fit() trains on and the validation rows.
+
+    The same cut as ``fit(validation_split=0.2)``: the last fifth of the training split.
+    """
+    ds = dataset("breast_cancer")
+    n_val = validation_rows(len(ds.x_train), VALIDATION_SPLIT)
+    x, y = ds.x_train, ds.y_train
+    return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+
+
+def best_precision(y_true, scores, min_recall: float) -> float:
+    """The best malignant precision of any threshold whose malignant recall reaches the bar."""
+    candidates = np.unique(np.concatenate([np.asarray(scores), [np.inf]]))
+    best = 0.0
+    for t in candidates:
+        recall, precision = screen(y_true, scores, t)
+        if recall >= min_recall:
+            best = max(best, precision)
+    return best
+
+
+# ---------------------------------------------------------------- ex02_1 apply
+
+
+def _digit_shape(v, p):
+    model = v["digit_model"]
+    if bad := not_a_model(model):
+        return bad
+    shapes = (tuple(model.input_shape), tuple(model.output_shape))
+    if shapes != ((None, 64), (None, 10)):
+        return f"the model maps {shapes[0]} to {shapes[1]}; 64 pixels in, 10 classes out"
+    if last_activation(model) != "softmax":
+        return f"the last layer's activation is {last_activation(model) or 'none'}, not softmax"
+
+
+def _digit_loss(v, p):
+    name = loss_name(v["digit_model"])
+    if "sparsecategoricalcrossentropy" not in name:
+        return f"the loss is {name or 'missing (compile the model)'}; labels are integers 0-9"
+
+
+def _digit_accuracy(v, p):
+    acc = accuracy(v["digit_model"], *flat_digits("test"))
+    if acc < MIN_DIGITS_ACCURACY:
+        return f"digits test accuracy is {acc:.3f}; a trained model reaches {MIN_DIGITS_ACCURACY}"
+
+
+# ---------------------------------------------------------------- ex02_2 target
+
+
+def _threshold(v) -> float:
+    t = v["threshold"]
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        raise ValueError(f"threshold should be a number, got {t!r}")
+    return float(t)
+
+
+def _recall_bar(v, p):
+    if bad := not_a_model(v["model"]):
+        return bad
+    _, _, x_val, y_val = cancer_split()
+    recall, _ = screen(y_val, binary_scores(v["model"], x_val), _threshold(v))
+    if recall < MIN_RECALL:
+        return f"malignant recall on the validation rows is {recall:.3f}; the bar is {MIN_RECALL}"
+
+
+def _best_precision(v, p):
+    _, _, x_val, y_val = cancer_split()
+    scores = binary_scores(v["model"], x_val)
+    _, precision = screen(y_val, scores, _threshold(v))
+    best = best_precision(y_val, scores, MIN_RECALL)
+    if precision < best - 1e-9:
+        return (
+            f"malignant precision is {precision:.3f}; another threshold that meets the bar "
+            f"reaches {best:.3f}"
+        )
+
+
+def _holdout_screen(v, p):
+    from forge_course.data import grading_holdout
+
+    x, y = grading_holdout("breast_cancer")
+    scores = binary_scores(v["model"], x)
+    recall, _ = screen(y, scores, _threshold(v))
+    benign, _ = screen(y, scores, _threshold(v), positive=1)
+    if recall < MIN_HOLDOUT_RECALL or benign < MIN_HOLDOUT_BENIGN:
+        return (
+            f"on the grader's patients the screen catches {recall:.2f} of malignant tumours "
+            f"(needs {MIN_HOLDOUT_RECALL}) and clears {benign:.2f} of benign ones "
+            f"(needs {MIN_HOLDOUT_BENIGN})"
+        )
+
+
+# ---------------------------------------------------------------- ex02_3 debug
+
+
+def _beats_baseline(v, p):
+    if bad := not_a_model(v["fixed"]):
+        return bad
+    ds = dataset("breast_cancer")
+    acc = accuracy(v["fixed"], ds.x_test, ds.y_test)
+    if acc < MIN_TEST_ACCURACY:
+        baseline = max(ds.y_test.mean(), 1 - ds.y_test.mean())
+        return (
+            f"test accuracy is {acc:.3f} (always guessing benign scores {baseline:.3f}); "
+            f"a working classifier reaches {MIN_TEST_ACCURACY}"
+        )
+
+
+def _scaled_on_training_rows(v, p):
+    norms = [la for la in v["fixed"].layers if type(la).__name__ == "Normalization"]
+    if len(norms) != 1:
+        return (
+            f"the model should scale its inputs with one Normalization layer; it has {len(norms)}"
+        )
+    x_fit = cancer_split()[0]
+    mean = np.asarray(norms[0].mean).ravel()
+    if not np.allclose(mean, x_fit.mean(axis=0), rtol=1e-3, atol=1e-3):
+        return (
+            "the Normalization layer learned its statistics from other rows than the ones "
+            "fit() trains on"
+        )
+
+
+def _holdout_accuracy(v, p):
+    from forge_course.data import grading_holdout
+
+    acc = accuracy(v["fixed"], *grading_holdout("breast_cancer"))
+    if acc < MIN_HOLDOUT_ACCURACY:
+        return f"accuracy on the grader's patients is {acc:.3f} (needs {MIN_HOLDOUT_ACCURACY})"
+
+
+EXERCISE = Exercise(
+    name="02_sequential_api",
+    params={"SEED": 0, "EPOCHS": 10, "BATCH_SIZE": 32},
+    tasks=(
+        Task(
+            "ex02_1", "apply", "a Sequential classifier for the ten digits",
+            {"digit_model": "model"},
+            (
+                Check(
+                    "shape", _digit_shape,
+                    description="64 pixels in, a softmax over 10 classes out",
+                    hints=(
+                        "Ten classes need ten outputs that read as probabilities summing to 1.",
+                        "`layers.Dense(10, activation='softmax')` as the last layer, after "
+                        "`keras.Input(shape=(64,))`.",
+                        "`keras.Sequential([keras.Input(shape=(64,)), layers.Dense(32, "
+                        "activation='relu'), layers.Dense(10, activation='softmax')])`",
+                    ),
+                ),
+                Check(
+                    "loss", _digit_loss,
+                    description="compiled with a cross-entropy for integer labels",
+                    hints=(
+                        "The labels are single integers, not one-hot vectors; the loss must "
+                        "read them that way.",
+                        "`loss='sparse_categorical_crossentropy'` in `compile`.",
+                        "`digit_model.compile(optimizer='adam', "
+                        "loss='sparse_categorical_crossentropy', metrics=['accuracy'])`",
+                    ),
+                ),
+                Check(
+                    "test_accuracy", _digit_accuracy, hidden=True,
+                    description=f"digits test accuracy at least {MIN_DIGITS_ACCURACY}",
+                ),
+            ),
+        ),
+        Task(
+            "ex02_2", "target", "a screening threshold",
+            {"model": "model", "threshold": "scalar"},
+            (
+                Check(
+                    "recall", _recall_bar,
+                    description=f"malignant recall at least {MIN_RECALL} on the validation rows",
+                    hints=(
+                        "A tumour is called benign when its score reaches the threshold; "
+                        "raising the threshold sends more tumours to 'malignant'.",
+                        "`screen(y_val, val_scores, t)` returns (recall, precision) of the "
+                        "malignant class at threshold t; try a few t, or the slider.",
+                        "`for t in np.unique(val_scores): recall, precision = screen(y_val, "
+                        "val_scores, t)`",
+                    ),
+                ),
+                Check(
+                    "best_precision", _best_precision, points=2,
+                    description=f"no threshold with recall >= {MIN_RECALL} has better "
+                    "malignant precision",
+                    hints=(
+                        "Every extra tumour called malignant is a possible false alarm: "
+                        "raise the threshold no further than the bar needs.",
+                        "Among the thresholds that meet the bar, keep the one with the "
+                        "highest precision.",
+                        "`max(ok, key=lambda t: screen(y_val, val_scores, t)[1])` where `ok` "
+                        "lists the thresholds meeting the bar",
+                    ),
+                ),
+                Check(
+                    "holdout_screen", _holdout_screen, hidden=True,
+                    description=f"on unseen patients: malignant recall >= {MIN_HOLDOUT_RECALL} "
+                    f"and benign recall >= {MIN_HOLDOUT_BENIGN}",
+                ),
+            ),
+        ),
+        Task(
+            "ex02_3", "debug", "repair a classifier stuck at the baseline",
+            {"fixed": "model"},
+            (
+                Check(
+                    "beats_baseline", _beats_baseline, points=2,
+                    description=f"test accuracy at least {MIN_TEST_ACCURACY}",
+                    hints=(
+                        "An accuracy equal to the baseline means the model gives every "
+                        "tumour the same answer: what can its last layer output?",
+                        "A softmax over a single unit is always 1.0; one probability for "
+                        "label 1 is a `sigmoid`.",
+                        "`layers.Dense(1, activation='sigmoid')`",
+                    ),
+                ),
+                Check(
+                    "no_leak", _scaled_on_training_rows,
+                    description="Normalization adapted on the rows fit() trains on only",
+                    hints=(
+                        "Statistics that scale the inputs are learned too: learn them from "
+                        "the training rows, never from the rows you test on.",
+                        "`norm.adapt(...)` decides which rows the mean and variance come from.",
+                        "`norm.adapt(x_fit)`",
+                    ),
+                ),
+                Check(
+                    "holdout_accuracy", _holdout_accuracy, hidden=True, points=2,
+                    description=f"accuracy at least {MIN_HOLDOUT_ACCURACY} on patients the "
+                    "notebook never saw",
+                ),
+            ),
+        ),
+    ),
+)  # fmt: skip
+
+
+def _model(units: int, activation: str, adapt=None, loss="binary_crossentropy", inputs=10):
+    import keras
+
+    layers = [keras.Input(shape=(inputs,))]
+    if adapt is not None:
+        norm = keras.layers.Normalization()
+        norm.adapt(adapt)
+        layers.append(norm)
+    model = keras.Sequential([*layers, keras.layers.Dense(units, activation=activation)])
+    model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+FAILING = {
+    "ex02_1.shape": lambda p: {"digit_model": _model(10, "relu", inputs=64)},
+    "ex02_1.loss": lambda p: {"digit_model": _model(10, "softmax", inputs=64)},
+    "ex02_1.test_accuracy": lambda p: {
+        "digit_model": _model(10, "softmax", loss="sparse_categorical_crossentropy", inputs=64)
+    },
+    "ex02_2.recall": lambda p: {"model": _model(1, "sigmoid", cancer_split()[0]), "threshold": 0.0},
+    "ex02_2.best_precision": lambda p: {
+        "model": _model(1, "sigmoid", cancer_split()[0]), "threshold": 1.5
+    },
+    "ex02_2.holdout_screen": lambda p: {
+        "model": _model(1, "sigmoid", cancer_split()[0]), "threshold": 1.5
+    },
+    "ex02_3.beats_baseline": lambda p: {"fixed": _model(1, "softmax", cancer_split()[0])},
+    "ex02_3.no_leak": lambda p: {
+        "fixed": _model(1, "sigmoid", dataset("breast_cancer").x_test)
+    },
+    "ex02_3.holdout_accuracy": lambda p: {"fixed": _model(1, "softmax", cancer_split()[0])},
+}  # fmt: skip

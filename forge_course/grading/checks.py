@@ -1,0 +1,100 @@
+"""Helpers that several exercises' checks share: data, models, scores.
+
+Every helper returns plain values or a message; none prints. They run in the learner's
+kernel (public checks) and in the grader's own process (all checks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "accuracy",
+    "binary_scores",
+    "dataset",
+    "flat_digits",
+    "last_activation",
+    "loss_name",
+    "not_a_model",
+    "predict",
+    "screen",
+    "validation_rows",
+]
+
+
+def dataset(name: str):
+    """A course dataset, loaded quietly (offline under the grader)."""
+    from forge_course import data
+
+    return data.load(name, verbose=False)
+
+
+def flat_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The 8x8 digits of a split, flattened to 64 pixels in [0, 1], and their labels."""
+    ds = dataset("digits")
+    x, y = (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)
+    return x.reshape(len(x), -1).astype("float32") / 255.0, y
+
+
+def validation_rows(n: int, fraction: float) -> int:
+    """How many of ``n`` rows Keras's ``validation_split=fraction`` holds out (the last ones)."""
+    return n - int(n * (1.0 - fraction))
+
+
+def not_a_model(value: Any) -> str | None:
+    """A message when ``value`` is not a Keras model, else None."""
+    import keras
+
+    if not isinstance(value, keras.Model):
+        return f"expected a Keras model, got {type(value).__name__}"
+    return None
+
+
+def predict(model, x) -> np.ndarray:
+    """The model's outputs on ``x`` as NumPy, by a direct call (no tf.function to trace)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(model(np.asarray(x, dtype="float32"), training=False))
+
+
+def binary_scores(model, x) -> np.ndarray:
+    """P(label 1) per example from a one-unit sigmoid classifier."""
+    return predict(model, x).reshape(len(x), -1)[:, 0]
+
+
+def accuracy(model, x, y) -> float:
+    """Accuracy of a sigmoid (1 unit, threshold 0.5) or softmax (k units) classifier."""
+    probs = predict(model, x).reshape(len(x), -1)
+    guess = (probs[:, 0] > 0.5) if probs.shape[-1] == 1 else probs.argmax(axis=-1)
+    return float(np.mean(guess.astype(int) == np.asarray(y).astype(int)))
+
+
+def screen(y_true, scores, threshold: float, positive: int = 0) -> tuple[float, float]:
+    """Recall and precision of class ``positive`` when label 1 is called at ``scores >= t``.
+
+    With ``positive=0`` (malignant in the breast-cancer data) a low score is a positive
+    call. A class that is never called has precision 1.0 by convention (no false alarm).
+    """
+    y_true = np.asarray(y_true).astype(int)
+    called = (np.asarray(scores) >= threshold).astype(int)
+    hit = (called == positive) & (y_true == positive)
+    actual = int(np.sum(y_true == positive))
+    calls = int(np.sum(called == positive))
+    recall = float(hit.sum() / actual) if actual else 1.0
+    precision = float(hit.sum() / calls) if calls else 1.0
+    return recall, precision
+
+
+def last_activation(model) -> str:
+    """The name of the activation of the model's last layer (``""`` when it has none)."""
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "") if activation is not None else ""
+
+
+def loss_name(model) -> str:
+    """The compiled loss of ``model`` as a lower-case name without underscores."""
+    loss = getattr(model, "loss", None)
+    name = loss if isinstance(loss, str) else getattr(loss, "name", type(loss).__name__)
+    return str(name).lower().replace("_", "")
