@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(subs: Path, out: Path, jobs: int) -> dict:
     book = grade([subs], out, jobs=jobs, progress=False)
-    full = sum(all(r["status"] == "passed" for r in s["rows"]) for s in book["submissions"])
-    return {"wall": book["wall_s"], "n": len(book["submissions"]), "full": full}
+    full = sum(s.passed for s in book.submissions)
+    return {"wall": book.wall_s, "n": len(book.submissions), "full": full}
 
 
 def main() -> None:

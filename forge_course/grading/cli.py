@@ -51,7 +51,6 @@ def _assign(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from forge_course.grading import report
     from forge_course.grading.grade import grade
 
     overrides = {name: _literal(value) for name, value in args.param or []}
@@ -66,14 +65,11 @@ def _grade(args: argparse.Namespace) -> int:
         only=args.exercise,
     )
     if args.json:
-        print(json.dumps(report.rows(book), indent=2))
+        print(json.dumps(book.rows(), indent=2))
     else:
-        print(report.summary(book))
+        print(book.summary())
         print(f"gradebook: {Path(args.out) / 'gradebook.csv'}")
-    if book["submissions"] and all(s.get("grader_failure") for s in book["submissions"]):
-        return 3  # nothing was graded: the grader itself could not run
-    perfect = all(r["status"] == "passed" for r in report.rows(book))
-    return 0 if perfect else 1
+    return book.exit_code
 
 
 def add_verbs(verbs, fmt, epilog) -> None:

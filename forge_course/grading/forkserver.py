@@ -21,6 +21,7 @@ while the grader restarts it; ``FORGE_COURSE_FORK=0`` (or not Linux) always does
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -34,6 +35,8 @@ import time
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
+
+from forge_course.grading.procs import LIMITS, become_subreaper, die_with_parent, kill_tree
 
 PRELOAD = (
     "numpy",
@@ -54,59 +57,9 @@ PRELOAD = (
 )
 PROVISIONER = "forge-fork"
 
-# In a grading worker: the server's (socket path, token), the kernels it forked for the
-# submission being graded, and where that kernel's stdout/stderr go.
-ADDRESS: tuple[str, str] | None = None
-SPAWNED: list = []  # psutil.Process objects: a pid alone may be reused
-KERNEL_LOG: str = os.devnull
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper() -> None:
-    """Adopt orphaned descendants (Linux), so that nothing a kernel starts escapes."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
-    except (OSError, AttributeError):
-        pass
-
-
-def die_with_parent() -> None:
-    """Have the kernel SIGKILL this process when its parent dies (Linux)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def kill_tree(process, *, include_root: bool = True) -> None:
-    """SIGKILL a process (a pid or a ``psutil.Process``) and all its living descendants."""
-    import psutil
-
-    try:
-        root = process if isinstance(process, psutil.Process) else psutil.Process(process)
-        if not root.is_running():  # gone, or its pid now belongs to someone else
-            return
-        procs = root.children(recursive=True) + ([root] if include_root else [])
-    except psutil.Error:
-        return
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    for proc in procs:  # reap our own children, or they stay behind as zombies
-        try:
-            if proc.ppid() == os.getpid():
-                proc.wait(timeout=2)
-        except (psutil.Error, psutil.TimeoutExpired, ChildProcessError):
-            pass
-
 
 def enabled() -> bool:
+    """Whether grading forks kernels from a server (Linux, unless ``FORGE_COURSE_FORK=0``)."""
     return sys.platform.startswith("linux") and os.environ.get("FORGE_COURSE_FORK", "1") != "0"
 
 
@@ -170,45 +123,61 @@ class ForkServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _request(request: dict) -> socket.socket:
-    path, token = ADDRESS
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    sock.connect(path)
-    sock.sendall(json.dumps(request | {"token": token}).encode() + b"\n")
-    return sock
+@dataclasses.dataclass
+class Client:
+    """A grading worker's link to the fork server, and the kernels it forked for it.
+
+    ``address`` is the server's (socket path, token), or None when kernels start the
+    usual way. ``spawned`` holds the kernels forked for the submission being graded
+    (``psutil.Process`` objects: a pid alone may be reused), ``kernel_log`` where that
+    kernel's stdout and stderr go.
+    """
+
+    address: tuple[str, str] | None = None
+    spawned: list = dataclasses.field(default_factory=list)
+    kernel_log: str = os.devnull
+
+    def new_submission(self, kernel_log: str) -> None:
+        """Forget the last submission's kernels; send the next kernel's output to a log."""
+        self.spawned.clear()
+        self.kernel_log = kernel_log
+
+    def _request(self, request: dict, timeout: float) -> bytes:
+        path, token = self.address
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(LIMITS.request)
+            sock.connect(path)
+            sock.sendall(json.dumps(request | {"token": token}).encode() + b"\n")
+            sock.settimeout(timeout)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def spawn_kernel(self, argv: list[str], env: dict[str, str], cwd: str) -> int:
+        """Fork a kernel that runs ``ipykernel`` with ``argv``'s arguments; return its pid."""
+        import psutil
+
+        request = {"kind": "kernel", "argv": argv, "env": env, "cwd": cwd, "log": self.kernel_log}
+        pid = int(self._request(request, LIMITS.kernel_fork))
+        try:
+            self.spawned.append(psutil.Process(pid))
+        except psutil.Error:
+            pass  # already gone: Jupyter will find out
+        return pid
+
+    def score(self, args: dict) -> dict:
+        """Score in a forked grader process; return what :func:`.score.score_request` does."""
+        raw = self._request({"kind": "score", "args": args}, LIMITS.score)
+        if not raw:
+            raise RuntimeError("the scoring process died before it answered")
+        return json.loads(raw)
 
 
-def _read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    sock.close()
-    return b"".join(chunks)
-
-
-def spawn_kernel(argv: list[str], env: dict[str, str], cwd: str, log: str) -> int:
-    """Fork a kernel that runs ``ipykernel`` with ``argv``'s arguments; return its pid."""
-    sock = _request({"kind": "kernel", "argv": argv, "env": env, "cwd": cwd, "log": log})
-    sock.settimeout(60)
-    import psutil
-
-    pid = int(_read_all(sock))
-    try:
-        SPAWNED.append(psutil.Process(pid))
-    except psutil.Error:
-        pass  # already gone: Jupyter will find out
-    return pid
-
-
-def call_score(args: dict) -> dict:
-    """Score in a forked grader process; returns ``{"rows": [...], "environment": {...}}``."""
-    sock = _request({"kind": "score", "args": args})
-    sock.settimeout(300)  # scoring a few small models takes seconds
-    raw = _read_all(sock)
-    if not raw:
-        raise RuntimeError("the scoring process died before it answered")
-    return json.loads(raw)
+# The one process-level handle: Jupyter instantiates ForkProvisioner itself, so the
+# provisioner cannot be handed the worker's client and finds it here. A grading worker
+# sets it once at start-up (``worker.init``); everything else gets the client passed.
+WORKER: Client | None = None
 
 
 class _Forked:
@@ -256,12 +225,13 @@ class ForkProvisioner(LocalProvisioner):
     """Jupyter kernel provisioner that asks the fork server for the kernel process."""
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
-        if ADDRESS is None or "ipykernel_launcher" not in cmd:
+        client = WORKER
+        if client is None or client.address is None or "ipykernel_launcher" not in cmd:
             return await super().launch_kernel(cmd, **kwargs)
         env = {str(k): str(v) for k, v in (kwargs.get("env") or os.environ).items()}
         cwd = str(kwargs.get("cwd") or os.getcwd())
         try:
-            pid = spawn_kernel(cmd, env, cwd, KERNEL_LOG)
+            pid = client.spawn_kernel(cmd, env, cwd)
         except (OSError, ValueError):  # the server is gone: launch the usual way
             return await super().launch_kernel(cmd, **kwargs)
         self.process = _Forked(pid)
@@ -337,7 +307,7 @@ def serve(path: str) -> None:
     server.bind(path)
     os.chmod(path, 0o600)
     server.listen(64)
-    server.settimeout(1.0)
+    server.settimeout(LIMITS.server_poll)
     forked: set[int] = set()
     print("ready", flush=True)
     while True:
@@ -346,7 +316,7 @@ def serve(path: str) -> None:
             conn, _ = server.accept()
         except TimeoutError:
             continue
-        conn.settimeout(10)  # a client that connects and says nothing cannot block us
+        conn.settimeout(LIMITS.request)  # a client that connects and says nothing cannot block us
         request = _read_request(conn, secret)
         conn.settimeout(None)
         if request is None:

@@ -1,50 +1,97 @@
 """One submission, in a grading worker process: run it, then have it scored.
 
-The recipe:
+:func:`grade_one` is the recipe:
 
-1. read the notebook and find its exercise (notebook metadata written by ``assign``);
-2. start a :class:`~forge_course.grading.channel.Collector` and a watchdog;
-3. execute a copy with papermill in a private folder, injecting grading parameters;
-4. kill whatever the notebook left running, and mark the executed notebook where it
-   stopped;
-5. score what the collector received, in a grader process (:mod:`.score`).
+1. find the submission's exercise (notebook metadata written by ``assign``);
+2. run a copy in a kernel of its own, in a private folder, with the grading parameters
+   injected, while a :class:`~forge_course.grading.channel.Collector` receives what its
+   ``check(...)`` calls submit and a watchdog enforces the time limit; then kill
+   whatever the notebook left running;
+3. mark the executed notebook where it stopped;
+4. score what the collector received, in a grader process (:mod:`.score`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
 from forge_course.errors import GradingError
-from forge_course.grading import forkserver
-from forge_course.grading.feedback import CheckResult
+from forge_course.grading import forkserver, procs
+from forge_course.grading.forkserver import Client
+from forge_course.grading.results import GradeOptions, Submission, SubmissionResult
 from forge_course.grading.spec import Exercise, exercise, exercises
 
-NOTEBOOK_ROW = "(notebook)"
+__all__ = ["grade_one", "init", "which_exercise"]
+
+# What a submission's kernel and scorer see in their environment.
+GRADING_ENV = {
+    "FORGE_COURSE_OFFLINE": "1",
+    "PYTHONHASHSEED": "0",
+    "TF_DETERMINISTIC_OPS": "1",
+    "MPLBACKEND": "Agg",
+}
 
 
 def init(threads: int, address: tuple[str, str] | None) -> None:
     """Worker start-up: its share of the cores, the fork server, adoption of orphans."""
-    forkserver.ADDRESS = address
+    forkserver.WORKER = Client(address)
     if address is not None:
         os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = forkserver.PROVISIONER
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
-    forkserver.become_subreaper()  # what a usual kernel leaves behind comes back to us
-    forkserver.die_with_parent()  # and no worker outlives its grader
+    procs.become_subreaper()  # what a usual kernel leaves behind comes back to us
+    procs.die_with_parent()  # and no worker outlives its grader
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
+
+
+def grade_one(sub: Submission, opts: GradeOptions) -> SubmissionResult:
+    """Grade one submission: run it in a kernel of its own, then score what it submitted."""
+    started = time.perf_counter()
+    client = forkserver.WORKER or Client()
+    try:
+        ex = _exercise_of(sub, opts)
+    except GradingError as why:  # not JSON, not a notebook, unknown or unwanted exercise
+        return SubmissionResult.not_gradable(sub, str(why), _since(started))
+    params = ex.params | opts.overrides
+    limit = opts.timeout or ex.timeout
+    executed = opts.executed(sub)
+    run = _run(sub.path, executed, ex, params, limit, client)
+    if run.outcome != "completed":
+        _mark_stop(executed, sub.path, run.outcome, run.message)
+    scored_at = time.perf_counter()
+    scored = _score(client, ex.name, opts, run, params)
+    return SubmissionResult.for_submission(
+        sub,
+        exercise=ex.name,
+        outcome=run.outcome,
+        message=run.message,
+        params=params,
+        rows=scored.rows,
+        timeout_s=limit,
+        duration_s=_since(started),
+        execute_s=run.seconds,
+        score_s=_since(scored_at),
+        environment=scored.environment,
+    )
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 2)
+
+
+# ---------------------------------------------------------------- 1. which exercise
 
 
 def which_exercise(nb, path: Path) -> Exercise:
@@ -60,11 +107,88 @@ def which_exercise(nb, path: Path) -> Exercise:
     return exercise(name)
 
 
-class _Watchdog:
-    """Kill the kernel (and all it started) when a submission runs too long."""
+def _exercise_of(sub: Submission, opts: GradeOptions) -> Exercise:
+    """The exercise ``sub`` answers, as this batch grades it; GradingError says why not."""
+    if sub.path.is_dir():
+        raise GradingError(f"no notebook (*.ipynb) in the folder {sub.path.name}/")
+    try:
+        name = which_exercise(nbformat.read(sub.path, as_version=4), sub.path).name
+    except GradingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - not JSON, not a notebook, odd metadata
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise GradingError(
+            f"not a readable notebook ({detail}); hand in the .ipynb file itself"
+        ) from None
+    ex = opts.exercise(name)
+    if opts.only and ex.name not in opts.only:
+        raise GradingError(
+            f"this notebook answers exercise {ex.name}, but this batch grades "
+            f"{', '.join(opts.only)}; hand in the notebook of that exercise"
+        )
+    return ex
 
-    def __init__(self, seconds: float):
+
+# ---------------------------------------------------------------- 2. run it
+
+
+@dataclasses.dataclass
+class Run:
+    """How a notebook ran, and what its ``check(...)`` calls submitted."""
+
+    outcome: str  # completed, error, timeout or crashed
+    message: str
+    artifacts: dict[str, dict[str, tuple[str, bytes]]]
+    seconds: float
+
+
+def _run(
+    src: Path, executed: Path, ex: Exercise, params: dict, limit: float, client: Client
+) -> Run:
+    """Run a copy of ``src`` in a private folder; collect what it submits; clean up after."""
+    from forge_course.grading.channel import Collector
+
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    client.new_submission(kernel_log=str(executed.with_suffix(".log")))
+    allowed = {t.id: dict(t.values) for t in ex.tasks}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="forge-grade-") as tmp:
+        copy = Path(tmp) / "submission.ipynb"
+        shutil.copy(src, copy)
+        sender_ok = lambda pid: _ours(client, pid)  # noqa: E731
+        with Collector(allowed, sender_ok=sender_ok) as collector, _env(collector.address):
+            try:
+                outcome, message = _execute(copy, executed, params, limit, client)
+            finally:
+                _kill_leftovers(client)
+        artifacts = collector.artifacts()
+    return Run(outcome, message, artifacts, _since(started))
+
+
+@contextlib.contextmanager
+def _env(address: str):
+    """The environment a submission's kernel starts with; this worker's is restored after."""
+    from forge_course.grading.channel import ENV_VAR
+
+    changes = GRADING_ENV | {ENV_VAR: address}
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class _Watchdog:
+    """Call ``kill`` (the kernel and all it started) when a submission runs too long."""
+
+    def __init__(self, seconds: float, kill):
         self.seconds = seconds
+        self.kill = kill
         self.fired = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -72,7 +196,7 @@ class _Watchdog:
     def _run(self) -> None:
         if not self._stop.wait(self.seconds):
             self.fired = True
-            _kill_leftovers()
+            self.kill()
 
     def __enter__(self) -> _Watchdog:
         self._thread.start()
@@ -82,14 +206,14 @@ class _Watchdog:
         self._stop.set()
 
 
-def _from_our_kernel(pid: int) -> bool:
+def _ours(client: Client, pid: int) -> bool:
     """Whether ``pid`` is this submission's kernel or runs under it.
 
-    A forked kernel is one of ``forkserver.SPAWNED``; a usual kernel is our child.
+    A forked kernel is one the client spawned; a usual kernel is this worker's child.
     """
     import psutil
 
-    ours = {p.pid for p in forkserver.SPAWNED} | {os.getpid()}
+    ours = {p.pid for p in client.spawned} | {os.getpid()}
     try:
         proc = psutil.Process(pid)
         return any(p.pid in ours for p in [proc, *proc.parents()])
@@ -97,41 +221,27 @@ def _from_our_kernel(pid: int) -> bool:
         return False
 
 
-def _kill_leftovers() -> None:
+def _kill_leftovers(client: Client) -> None:
     """Kill this submission's kernel and everything it started, wherever it runs."""
-    for pid in forkserver.SPAWNED:  # kernels forked for us are the fork server's children
-        forkserver.kill_tree(pid)
-    forkserver.kill_tree(os.getpid(), include_root=False)  # a usual kernel is ours
+    for proc in client.spawned:  # kernels forked for us are the fork server's children
+        procs.kill_tree(proc)
+    procs.kill_tree(os.getpid(), include_root=False)  # a usual kernel is ours
 
 
-@contextlib.contextmanager
-def _stderr_to(path: Path):
-    """Send this process's file descriptor 2 (and so a usual kernel's noise) to ``path``."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _execute(src: Path, dest: Path, params: dict, timeout: float, workdir: Path) -> tuple[str, str]:
+def _execute(src: Path, dest: Path, params: dict, limit: float, client: Client) -> tuple[str, str]:
     """Run the notebook; return (outcome, message), outcome completed/error/timeout/crashed."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    late = f"stopped after the {timeout:g} s limit"
-    with _Watchdog(timeout) as dog, _stderr_to(dest.with_suffix(".log")):
+    late = f"stopped after the {limit:g} s limit"
+    kill = lambda: _kill_leftovers(client)  # noqa: E731
+    with _Watchdog(limit, kill) as dog, procs.stderr_to(dest.with_suffix(".log")):
         try:
             papermill.execute_notebook(
                 str(src), str(dest), parameters=params, kernel_name="python3",
-                cwd=str(workdir), execution_timeout=math.ceil(timeout), start_timeout=60,
-                progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                cwd=str(src.parent), execution_timeout=math.ceil(limit),
+                start_timeout=procs.LIMITS.kernel_start, progress_bar=False, log_output=False,
+                request_save_on_cell_execute=False,
             )  # fmt: skip
             return "completed", ""
         except papermill.PapermillExecutionError as exc:
@@ -140,7 +250,7 @@ def _execute(src: Path, dest: Path, params: dict, timeout: float, workdir: Path)
             where = f"In [{exc.exec_count}]" if exc.exec_count else f"cell {exc.cell_index}"
             return "error", f"the notebook stopped at {where}: {exc.ename}: {exc.evalue}"[:500]
         except CellTimeoutError:
-            return "timeout", f"a cell ran past the {timeout:g} s limit"
+            return "timeout", f"a cell ran past the {limit:g} s limit"
         except DeadKernelError:
             if dog.fired:
                 return "timeout", late
@@ -149,6 +259,9 @@ def _execute(src: Path, dest: Path, params: dict, timeout: float, workdir: Path)
             if dog.fired:
                 return "timeout", late
             return "crashed", f"execution failed: {type(exc).__name__}: {exc}"[:500]
+
+
+# ---------------------------------------------------------------- 3. mark where it stopped
 
 
 def _mark_stop(dest: Path, src: Path, outcome: str, message: str) -> None:
@@ -169,101 +282,20 @@ def _mark_stop(dest: Path, src: Path, outcome: str, message: str) -> None:
     nbformat.write(nb, dest)
 
 
-def _score(args: dict) -> dict:
+# ---------------------------------------------------------------- 4. score it
+
+
+def _score(client: Client, name: str, opts: GradeOptions, run: Run, params: dict):
     """Score in a process forked by the fork server (TensorFlow preloaded), else here."""
     from forge_course.grading import score
 
-    if forkserver.ADDRESS is not None:
+    request = score.ScoreRequest(
+        exercise=name, checks_dir=opts.checks, artifacts=run.artifacts, params=params,
+        outcome=run.outcome, message=run.message,
+    )  # fmt: skip
+    if client.address is not None:
         try:
-            return forkserver.call_score(args | {"artifacts": score.pack(args["artifacts"])})
+            return score.Scored.from_dict(client.score(request.to_dict()))
         except (OSError, RuntimeError, ValueError):
             pass  # the server is gone or the scorer died: score here instead
-    return score.score(**args)
-
-
-def grade_one(
-    student: str,
-    path: Path,
-    out: Path,
-    overrides: dict[str, Any],
-    timeout: float | None,
-    checks_dir: str | None,
-    only: list[str] | None = None,
-    name: str = "",
-) -> dict:
-    """Grade one submission and return its result as a dict (rows, outcome, timings)."""
-    from forge_course.grading.channel import ENV_VAR, Collector
-    from forge_course.grading.score import with_extra
-
-    started = time.perf_counter()
-    result: dict[str, Any] = {
-        "student": student, "notebook": name or path.name, "path": str(path), "exercise": None,
-        "outcome": "error", "message": "", "params": {}, "rows": [],
-    }  # fmt: skip
-    try:
-        if path.is_dir():
-            raise GradingError(f"no notebook (*.ipynb) in the folder {path.name}/")
-        nb = nbformat.read(path, as_version=4)
-        ex = with_extra(which_exercise(nb, path).name, checks_dir)
-        if only and ex.name not in only:
-            raise GradingError(
-                f"this notebook answers exercise {ex.name}, but this batch grades "
-                f"{', '.join(only)}; hand in the notebook of that exercise"
-            )
-    except Exception as exc:  # noqa: BLE001 - not JSON, not a notebook, unknown exercise
-        if isinstance(exc, GradingError):
-            why = str(exc)
-        else:
-            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            why = f"not a readable notebook ({detail}); hand in the .ipynb file itself"
-        result["message"] = why
-        result["rows"] = [CheckResult(NOTEBOOK_ROW, 0, 0, "error", why).to_dict()]
-        return result | {"duration_s": round(time.perf_counter() - started, 2)}
-    params = ex.params | overrides
-    limit = timeout or ex.timeout
-    result.update(exercise=ex.name, params=params, timeout_s=limit)
-    executed = out / "executed" / student / (name or path.name)
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    forkserver.SPAWNED.clear()
-    forkserver.KERNEL_LOG = str(executed.with_suffix(".log"))
-    with tempfile.TemporaryDirectory(prefix="forge-grade-") as tmp:
-        shutil.copy(path, Path(tmp) / "submission.ipynb")
-        allowed = {t.id: dict(t.values) for t in ex.tasks}
-        with Collector(allowed, sender_ok=_from_our_kernel) as collector:
-            os.environ.update(
-                {
-                    ENV_VAR: collector.address,
-                    "FORGE_COURSE_OFFLINE": "1",
-                    "PYTHONHASHSEED": "0",
-                    "TF_DETERMINISTIC_OPS": "1",
-                    "MPLBACKEND": "Agg",
-                }
-            )
-            ran = time.perf_counter()
-            try:
-                outcome, message = _execute(
-                    Path(tmp) / "submission.ipynb", executed, params, limit, Path(tmp)
-                )
-            finally:
-                os.environ.pop(ENV_VAR, None)
-                _kill_leftovers()
-            result["execute_s"] = round(time.perf_counter() - ran, 2)
-        artifacts = collector.artifacts()
-    if outcome != "completed":
-        _mark_stop(executed, path, outcome, message)
-    result.update(outcome=outcome, message=message)
-    scored = time.perf_counter()
-    answer = _score(
-        {
-            "exercise": ex.name,
-            "checks_dir": checks_dir,
-            "artifacts": artifacts,
-            "params": params,
-            "outcome": outcome,
-            "message": message,
-        }  # fmt: skip
-    )
-    result["rows"], result["environment"] = answer["rows"], answer["environment"]
-    result["score_s"] = round(time.perf_counter() - scored, 2)
-    result["duration_s"] = round(time.perf_counter() - started, 2)
-    return result
+    return score.score(request)

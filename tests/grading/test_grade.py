@@ -10,12 +10,13 @@ import csv
 import json
 import os
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from forge_course.grading import exercise
+from forge_course.grading import exercise, forkserver
 from forge_course.grading.report import COLUMNS
 from tests.conftest import ROOT, run_cli
 from tests.grading import fixtures
@@ -124,7 +125,9 @@ def test_overwriting_artifacts_changes_nothing(batch):
     s = statuses(batch, "overwrites_its_artifacts")
     assert all(s[c] == "passed" for c in EX02_1)
     assert s["ex02_2.test_accuracy"] == "failed" and s["ex02_2.holdout_accuracy"] == "failed"
-    assert "submissions" in batch["book"]  # the forged gradebook.json went nowhere near ours
+    # it ran in a private folder: its forged gradebook.json is nowhere in the output
+    assert [p.name for p in batch["out"].rglob("gradebook.json")] == ["gradebook.json"]
+    assert "score" not in batch["book"]
 
 
 def test_missing_exercise_cells(batch):
@@ -141,6 +144,7 @@ def test_not_a_notebook_gets_one_clear_row(batch, student):
     assert "not a readable notebook" in rows[0]["message"]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreapers are Linux's")
 def test_a_lingering_process_cannot_change_a_grade_and_is_killed(batch):
     import psutil
 
@@ -159,7 +163,7 @@ def test_a_lingering_process_cannot_change_a_grade_and_is_killed(batch):
 def test_killing_the_grader_costs_nobody_else_their_grade(batch):
     s = statuses(batch, "kills_the_grader")
     assert all(s[c] == "passed" for c in EX02_1)
-    assert batch["book"]["parameters"]["fork_server"] is True
+    assert batch["book"]["parameters"]["fork_server"] is forkserver.enabled()
     others = [
         x for x in batch["book"]["submissions"] if x["student"] in ("correct", "solution", "erin")
     ]
@@ -373,3 +377,92 @@ def test_exercise_option_pins_the_batch(tmp_path):
     assert {r["status"] for r in rows if r["student"] == "ann"} == {"passed"}
     unknown = run_cli("grade", str(subs), "--out", str(out), "--exercise", "99_x")
     assert unknown.returncode == 2 and "--exercise 99_x: unknown" in unknown.stderr
+
+
+def test_plain_kernels_grade_end_to_end(tmp_path):
+    """FORGE_COURSE_FORK=0: Jupyter's usual kernel launch, scoring in the worker."""
+    import nbformat
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("correct", "raises_in_cell", "kills_the_grader"):
+        nbformat.write(fixtures.FIXTURES[name](), subs / f"{name}.ipynb")
+    out = tmp_path / "out"
+    result = run_cli(
+        "grade", str(subs), "--out", str(out), "-q", "--jobs", "2", "--timeout", str(TIMEOUT),
+        env={"FORGE_COURSE_FORK": "0"}, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    book = json.loads((out / "gradebook.json").read_text())
+    assert book["parameters"]["fork_server"] is False
+    by_student = {s["student"]: s for s in book["submissions"]}
+    rows = list(csv.DictReader((out / "gradebook.csv").open()))
+    status = {(r["student"], r["check"]): r["status"] for r in rows}
+    assert {status["correct", c] for c in EX02} == {"passed"}
+    later = [c for c in EX02 if not c.startswith("ex02_1")]
+    assert {status["raises_in_cell", c] for c in EX02_1} == {"passed"}
+    assert {status["raises_in_cell", c] for c in later} == {"error"}
+    assert "ZeroDivisionError" in by_student["raises_in_cell"]["message"]
+    # its kernel's parent is now a grading worker: that worker dies, and only its student
+    # pays, with every check crashed and the grader's failure recorded
+    killer = by_student["kills_the_grader"]
+    assert killer["grader_failure"] and "grading worker died" in killer["message"]
+    assert {status["kills_the_grader", c] for c in EX02} == {"crashed"}
+    assert by_student["correct"]["environment"]["tensorflow"].startswith("2.21")
+
+
+def test_files_that_are_no_exercise_are_graded_without_a_kernel(tmp_path):
+    import nbformat
+
+    from forge_course.grading.results import GradeOptions, Submission
+    from forge_course.grading.worker import grade_one
+
+    (tmp_path / "essay.ipynb").write_text("My homework is in the attached PDF\n")
+    (tmp_path / "dan").mkdir()
+    relabelled = fixtures.correct()
+    relabelled.metadata["forge_course"]["exercise"] = "00_setup_and_environment"
+    nbformat.write(relabelled, tmp_path / "ben.ipynb")
+    opts = GradeOptions(out=tmp_path / "out", only=("02_sequential_api",))
+    cases = {
+        "essay.ipynb": "not a readable notebook",
+        "dan": "no notebook (*.ipynb) in the folder dan/",
+        "ben.ipynb": "answers exercise 00_setup_and_environment, but this batch grades 02",
+    }
+    for name, why in cases.items():
+        got = grade_one(Submission(Path(name).stem, tmp_path / name), opts)
+        assert (got.exercise, got.outcome) == (None, "error") and why in got.message
+        assert [(r.check, r.status) for r in got.rows] == [("(notebook)", "error")]
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+
+
+def test_a_grader_failure_keeps_the_student_with_every_check_crashed(tmp_path):
+    import nbformat
+
+    from forge_course.grading.grade import _grader_failure
+    from forge_course.grading.results import GradeOptions, Submission
+
+    nbformat.write(fixtures.correct(), tmp_path / "ann.ipynb")
+    (tmp_path / "bob.ipynb").write_text("{")
+    opts = GradeOptions(out=tmp_path)
+    ann = _grader_failure(Submission("ann", tmp_path / "ann.ipynb"), "RuntimeError: boom", opts)
+    assert ann.exercise == "02_sequential_api" and ann.grader_failure
+    assert [r.check for r in ann.rows] == EX02 and {r.status for r in ann.rows} == {"crashed"}
+    assert ann.message == "the grader failed on this submission: RuntimeError: boom"
+    bob = _grader_failure(Submission("bob", tmp_path / "bob.ipynb"), "boom", opts)
+    assert [(r.check, r.status) for r in bob.rows] == [("(notebook)", "crashed")]
+
+
+def test_no_jupyter_kernel_means_exit_3(tmp_path, monkeypatch, capsys):
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from forge_course import cli
+
+    def no_kernel(self, name):
+        raise NoSuchKernel(name)
+
+    monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", no_kernel)
+    assert cli.main(["grade", str(ROOT / "solutions"), "--out", str(tmp_path / "out")]) == 3
+    err = capsys.readouterr().err
+    assert "no Jupyter kernel 'python3'" in err and "make install" in err
+    assert not (tmp_path / "out").exists()
