@@ -94,3 +94,56 @@ def test_lessons_have_sections_recap_and_going_further(path):
     assert 3 <= len(sections) <= 6, f"{path.name} has {len(sections)} numbered sections"
     assert any(h.startswith("## Recap") for h in heads)
     assert any(h.startswith("## Going further") for h in heads)
+
+
+def _markdown(path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "markdown"]
+
+
+def _first_cell_with_line(cells: list[str], pattern: str, name: str) -> int:
+    found = [i for i, src in enumerate(cells) if re.search(pattern, src, re.M)]
+    assert found, f"{name} has no markdown line matching {pattern!r}"
+    return found[0]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
+def test_lessons_end_with_your_turn_recap_going_further_then_next(path):
+    cells = _markdown(path)
+    turn = _first_cell_with_line(cells, r"^## Your turn", path.name)
+    recap = _first_cell_with_line(cells, r"^## Recap", path.name)
+    further = _first_cell_with_line(cells, r"^## Going further", path.name)
+    last_section = max(i for i, src in enumerate(cells) if re.search(r"^## \d", src, re.M))
+    assert last_section < turn < recap < further, (
+        f"{path.name}: after the numbered sections come Your turn, Recap, Going further"
+    )
+    nexts = [i for i, src in enumerate(cells) if re.search(r"^\*\*Next:?\*\*", src, re.M)]
+    assert nexts and nexts[-1] > further, f"{path.name} needs a **Next:** line after Going further"
+    assert nexts[-1] == len(cells) - 1, f"{path.name}: the Next line belongs in the last cell"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
+def test_your_turn_says_where_the_exercise_is_and_what_it_asks(path):
+    cells = _markdown(path)
+    turn = cells[_first_cell_with_line(cells, r"^## Your turn", path.name)]
+    exercise = f"exercises/{path.name}"
+    assert exercise in turn, f"{path.name}: Your turn should name {exercise}"
+    assert (ROOT / exercise).exists(), f"{path.name} points at {exercise}, which does not exist"
+    assert f'check("ex{path.name[:2]}_' in turn, f"{path.name}: Your turn should say how to check"
+    tasks = re.findall(r"^\d+\. ", turn, re.M)
+    assert len(tasks) >= 3, f"{path.name}: Your turn lists {len(tasks)} tasks; a ladder has 3+"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
+def test_next_line_names_the_following_lesson(path):
+    cells = _markdown(path)
+    lines = [ln for ln in cells[-1].splitlines() if re.match(r"\*\*Next:?\*\*", ln)]
+    assert lines, f"{path.name}: the last markdown cell should hold the **Next:** line"
+    line = lines[0]
+    number = f"{int(path.name[:2]) + 1:02d}"
+    following = [p.stem for p in LESSONS if p.name.startswith(f"{number}_")]
+    if following:  # the next lesson exists: name it exactly
+        assert f"`{following[0]}`" in line, f"{path.name}: Next should name {following[0]}"
+    else:  # not written yet: name it by its number, and say it is coming
+        assert re.search(rf"`{number}_[a-z0-9]+(_[a-z0-9]+)*`", line), line
+        assert re.search(r"coming", line, re.I), f"{path.name}: say the next lesson is coming"
