@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.forge-course-installed
 JOBS    ?= 2
 
-.PHONY: help install lab test lint assign doctor fetch-data bench clean
+.PHONY: help install lab test browser lint assign doctor fetch-data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,11 +29,23 @@ ROOT_OK := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 lab: install  ## start JupyterLab on the course
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(ROOT_OK) $(LAB_ARGS) notebooks/00_setup_and_environment.ipynb
 
-test: install  ## the whole suite: lint, exercises fresh, unit tests, notebooks, grading (offline)
+test: install  ## the whole suite: lint, exercises fresh, unit tests, notebooks, grading, lessons in a browser (offline)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/forge-course assign --check
-	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q tests
+	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --ignore=tests/browser tests
 	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --nbval-lax notebooks solutions
+	@$(MAKE) --no-print-directory browser
+
+# The browser suite drives the system Chromium (never Playwright's own download).
+CHROMIUM ?= $(or $(FORGE_COURSE_CHROMIUM),$(firstword $(foreach b,chromium chromium-browser google-chrome google-chrome-stable,$(shell command -v $(b) 2>/dev/null)) $(wildcard /Applications/Chromium.app/Contents/MacOS/Chromium)))
+
+browser: install  ## open every lesson in JupyterLab in headless Chromium, run all, fail on errors
+	@if [ -z "$(CHROMIUM)" ]; then \
+	  echo "browser suite skipped: no Chromium found; install it with: apt-get install chromium"; \
+	else \
+	  echo "FORGE_COURSE_CHROMIUM=$(CHROMIUM) pytest tests/browser"; \
+	  FORGE_COURSE_OFFLINE=1 FORGE_COURSE_CHROMIUM="$(CHROMIUM)" $(BIN)/python -m pytest -p no:xdist -q -rs tests/browser; \
+	fi
 
 lint: install  ## ruff (lint and format) over the package, tests and benchmarks
 	$(BIN)/python -m ruff check forge_course tests benchmarks
