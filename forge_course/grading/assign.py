@@ -6,10 +6,11 @@ placeholder: each name the answer assigns becomes ``name = ...`` (which ``check`
 reports as "not answered yet"), under a comment saying what to write. The text after
 ``### BEGIN SOLUTION:`` is that comment.
 
-A *debug* task hands the learner broken code instead of a placeholder. Its region holds
-the repaired code, then a ``### BROKEN`` line, then the broken code commented out with
-``# `` (so the solution runs the fix and shows the bug beside it); the exercise gets
-the broken code, uncommented, under a ``# FIX THIS CELL:`` comment.
+Some tasks hand the learner code to change instead of a placeholder: a *debug* task's
+broken cell, or a *target* task's starting point. Such a region holds the answer, then
+a ``### GIVEN`` line, then the code the learner starts from, commented out with ``# ``
+(so the solution runs the answer and shows the starting point beside it); the exercise
+gets that code, uncommented, under a ``# CHANGE THIS CODE:`` comment.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["AssignResult", "assign", "make_exercise"]
 
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION:?\s*(.*)$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
-BROKEN = re.compile(r"^\s*### BROKEN\s*$")
+GIVEN = re.compile(r"^\s*### GIVEN\s*$")
 README = """# exercises/ (generated, do not edit)
 
 Every notebook here is written by `forge-course assign` from the notebook of the same
@@ -57,7 +58,7 @@ def _assigned_names(code: str) -> list[str]:
 
 
 def _uncomment(lines: list[str], indent: str, where: str) -> list[str]:
-    """The broken code of a ``### BROKEN`` block: each line loses its leading ``# ``."""
+    """The starting code of a ``### GIVEN`` block: each line loses its leading ``# ``."""
     out = []
     for line in lines:
         if not line.strip():
@@ -65,13 +66,13 @@ def _uncomment(lines: list[str], indent: str, where: str) -> list[str]:
         elif line.startswith(f"{indent}# ") or line.strip() == "#":
             out.append(line.replace("# ", "", 1) if "# " in line else "")
         else:
-            raise GradingError(f"{where}: every line after ### BROKEN must be commented with '# '")
+            raise GradingError(f"{where}: comment every line after ### GIVEN with '# '")
     if not any(line.strip() for line in out):
-        raise GradingError(f"{where}: ### BROKEN has no code after it")
+        raise GradingError(f"{where}: ### GIVEN has no code after it")
     try:
         ast.parse("\n".join(line[len(indent) :] for line in out))
     except SyntaxError as exc:
-        raise GradingError(f"{where}: the code after ### BROKEN is not Python: {exc}") from None
+        raise GradingError(f"{where}: the code after ### GIVEN is not Python: {exc}") from None
     return out
 
 
@@ -96,9 +97,9 @@ def _strip_cell(source: str, where: str) -> str:
         if j == len(lines):
             raise GradingError(f"{where}: ### BEGIN SOLUTION without an END")
         region = lines[i + 1 : j]
-        split = [k for k, line in enumerate(region) if BROKEN.match(line)]
+        split = [k for k, line in enumerate(region) if GIVEN.match(line)]
         if split:
-            out.append(f"{indent}# FIX THIS CELL: {hint}")
+            out.append(f"{indent}# CHANGE THIS CODE: {hint}")
             out += _uncomment(region[split[0] + 1 :], indent, where)
             i = j + 1
             continue

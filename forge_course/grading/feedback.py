@@ -50,7 +50,7 @@ class CheckResult:
         return cls(check.id, 0, check.points, status, message, check.hint, check.hidden)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class TaskResult:
     """What ``check()`` shows: the public checks of one task, and how many are hidden."""
 
@@ -87,6 +87,8 @@ class TaskResult:
                     lines.append(f"       hint: {r.hint}")
         lines.append(f"  {self._footer()}")
         return "\n".join(lines)
+
+    __repr__ = __str__  # what a terminal or a papermill log shows
 
     def _repr_html_(self) -> str:
         esc = html.escape
@@ -216,7 +218,7 @@ def check(task_id: str, **values: Any) -> None:
     _display(TaskResult(task_id, results, hidden, note="" if answered else "not answered yet"))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class HintResult:
     """Hints for one task, up to a tier: what ``hint(...)`` shows."""
 
@@ -231,6 +233,8 @@ class HintResult:
             lines.append(f"  {check_id}")
             lines += [f"    {k}. {text}" for k, text in enumerate(tiers, start=1)]
         return "\n".join(lines)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         esc = html.escape
@@ -274,7 +278,7 @@ def hint(task_id: str, level: int | None = None) -> HintResult:
     return result
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Bar:
     """How an exercise is graded, as its definition says: tasks, checks, parameters."""
 
@@ -307,6 +311,8 @@ class Bar:
                 when = " [at grading time]" if c.hidden else ""
                 lines.append(f"    - {c.description or c.name} ({c.points:g}){when}")
         return "\n".join(lines)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         esc = html.escape

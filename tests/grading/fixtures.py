@@ -34,15 +34,11 @@ def correct():
 
 
 def wrong_answer():
+    """Ends the digits model in a relu instead of a softmax (task ex02_1 only)."""
     nb = _solution()
-    i = _index(nb, "### BEGIN SOLUTION: build")
-    nb.cells[i].source = (
-        nb.cells[i]
-        .source.replace('Dense(64, activation="relu")', 'Dense(4, activation="tanh")')
-        .replace('Dense(32, activation="relu")', 'Dense(2, activation="tanh")')
-    )
-    j = _index(nb, "### BEGIN SOLUTION: fit")
-    nb.cells[j].source = nb.cells[j].source.replace("epochs=EPOCHS", "epochs=1")
+    i = _index(nb, "### BEGIN SOLUTION: build, compile and train digit_model")
+    softmax, relu = 'class_names), activation="softmax"', 'class_names), activation="relu"'
+    nb.cells[i].source = nb.cells[i].source.replace(softmax, relu)
     return nb
 
 
@@ -82,22 +78,23 @@ def replaces_check():
     )
 
 
-# Keep the trained model on disk, and build an untrained twin to submit instead.
+# Keep the repaired model on disk, and build an untrained twin (it calls every tumour
+# malignant: all its scores are 0.5) to submit for ex02_3 instead.
 UNTRAINED_TWIN = (
-    "model.save('trained.keras')\n"
-    "untrained = keras.models.clone_model(model)\n"
-    "untrained.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])\n"
+    "fixed.save('trained.keras')\n"
+    "untrained = keras.Sequential([keras.Input(shape=(x_fit.shape[1],)), norm,\n"
+    "    layers.Dense(1, activation='sigmoid', kernel_initializer='zeros')])\n"
 )
 
 
 def overwrites_its_artifacts():
-    """Submits an untrained model for ex02_2, then tries to swap in a trained one."""
+    """Submits an untrained model for ex02_3, then tries to swap in a trained one."""
     nb = _solution()
-    i = _index(nb, 'check("ex02_2"')
+    i = _index(nb, 'check("ex02_3"')
     nb.cells[i].source = (
         "import glob, os, shutil, tempfile\n"
         + UNTRAINED_TWIN
-        + "check('ex02_2', model=untrained, test_accuracy=test_accuracy)\n"
+        + "check('ex02_3', fixed=untrained)\n"
         "# now overwrite every artifact we can find with the trained model\n"
         "for root in (os.getcwd(), tempfile.gettempdir()):\n"
         "    for path in glob.glob(os.path.join(root, '**', '*.keras'), recursive=True):\n"
@@ -136,24 +133,23 @@ while time.time() < end:
 
 
 def lingers_and_tampers(pid_file: Path):
-    """Submits an untrained model, then leaves a detached process to swap in a trained one."""
+    """Submits an untrained model for ex02_3, then leaves a detached process to swap it."""
     nb = _solution()
-    i = _index(nb, 'check("ex02_2"')
+    i = _index(nb, 'check("ex02_3"')
     nb.cells[i].source = (
         "import os, subprocess, sys\n" + UNTRAINED_TWIN + f"code = {LINGERER!r}\n"
         "subprocess.Popen([sys.executable, '-c', code, "
         f"{str(pid_file)!r}, os.path.abspath('trained.keras')], start_new_session=True,\n"
         "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-        "check('ex02_2', model=untrained, test_accuracy=test_accuracy)"
+        "check('ex02_3', fixed=untrained)"
     )
     return nb
 
 
 def missing_exercise_cells():
+    """Deletes the cells of the last task, ex02_3."""
     nb = _solution()
-    nb.cells = [
-        c for c in nb.cells if "ex02_2" not in c.source and "BEGIN SOLUTION: fit" not in c.source
-    ]
+    nb.cells = [c for c in nb.cells if "ex02_3" not in c.source and "fixed" not in c.source]
     return nb
 
 

@@ -33,6 +33,39 @@ def test_regions_become_placeholders_that_keep_indentation_and_hint():
     assert ex.metadata["forge_course"] == {"exercise": "02_sequential_api"}
 
 
+def test_given_blocks_hand_the_learner_code_to_change():
+    nb = notebook(
+        "def step(x):\n"
+        "    ### BEGIN SOLUTION: add the penalty\n"
+        "    loss = f(x) + penalty\n"
+        "    ### GIVEN\n"
+        "    # loss = f(x)\n"
+        "    #\n"
+        "    # print(loss)\n"
+        "    ### END SOLUTION\n"
+        "    return loss"
+    )
+    ex = make_exercise(nb, "demo")
+    assert ex.cells[0].source == (
+        "def step(x):\n    # CHANGE THIS CODE: add the penalty\n    loss = f(x)\n\n"
+        "    print(loss)\n    return loss"
+    )
+    assert "penalty\n" not in ex.cells[0].source.replace("add the penalty\n", "")
+
+
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("### BEGIN SOLUTION\nx = 1\n### GIVEN\nx = 2\n### END SOLUTION", "comment every line"),
+        ("### BEGIN SOLUTION\nx = 1\n### GIVEN\n### END SOLUTION", "no code after it"),
+        ("### BEGIN SOLUTION\nx = 1\n### GIVEN\n# x = (\n### END SOLUTION", "not Python"),
+    ],
+)
+def test_broken_given_blocks_name_the_cell(source, problem):
+    with pytest.raises(GradingError, match=problem):
+        make_exercise(notebook(source), "solutions/demo.ipynb")
+
+
 @pytest.mark.parametrize(
     "source, problem",
     [

@@ -158,7 +158,7 @@ EXERCISE = Exercise(
                     "one_row_per_image", _one_row_per_image, points=2,
                     description="shape (images, pixels) with row i holding image i",
                     hints=(
-                        "Print `rows.shape`: which axis counts images, and which pixels?",
+                        "Print the shape of rows: which axis counts images, which pixels?",
                         "`x.reshape(len(x), -1)` keeps the first axis and flattens the rest.",
                         "`rows = ds.x_train.reshape(len(ds.x_train), -1)`",
                     ),
