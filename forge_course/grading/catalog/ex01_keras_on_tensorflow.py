@@ -49,6 +49,7 @@ def fit_reference(p):
     model.compile(
         optimizer=keras.optimizers.SGD(p["LEARNING_RATE"]),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,  # as in the notebook: XLA's round-off would blur the comparison
     )
     model.fit(x, y, batch_size=p["BATCH_SIZE"], epochs=p["EPOCHS"], shuffle=False, verbose=0)
     return model
