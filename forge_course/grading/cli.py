@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import sys
 from pathlib import Path
 
 ASSIGN_HELP = """Write exercises/ from solutions/: every ### BEGIN SOLUTION ... ### END SOLUTION
@@ -21,7 +22,8 @@ GRADE_EXIT = """exit codes:
   1  gradebook written; some checks did not pass (see the gradebook)
   2  usage error (no submissions, bad option, broken --checks folder)
   3  could not execute (no Jupyter kernel, output folder not writable, every
-     submission failed inside the grader itself)"""
+     submission failed inside the grader itself)
+  130  stopped by Ctrl-C or SIGTERM; the gradebook holds what was graded so far"""
 
 
 def _literal(text: str):
@@ -54,16 +56,25 @@ def _grade(args: argparse.Namespace) -> int:
     from forge_course.grading.grade import grade
 
     overrides = {name: _literal(value) for name, value in args.param or []}
-    book = grade(
-        [Path(p) for p in args.submissions],
-        Path(args.out),
-        jobs=args.jobs,
-        timeout=args.timeout,
-        checks_dir=Path(args.checks) if args.checks else None,
-        overrides=overrides,
-        progress=not args.quiet,
-        only=args.exercise,
-    )
+    try:
+        book = grade(
+            [Path(p) for p in args.submissions],
+            Path(args.out),
+            jobs=args.jobs,
+            timeout=args.timeout,
+            checks_dir=Path(args.checks) if args.checks else None,
+            overrides=overrides,
+            progress=not args.quiet,
+            only=args.exercise,
+        )
+    except KeyboardInterrupt:
+        if (Path(args.out) / "gradebook.csv").exists():
+            print(
+                f"stopped: {Path(args.out) / 'gradebook.csv'} holds what was graded; "
+                "the rest is marked 'interrupted'",
+                file=sys.stderr,
+            )
+        raise
     if args.json:
         print(json.dumps(book.rows(), indent=2))
     else:

@@ -59,12 +59,15 @@ def grade(
     _require_kernel()
     opts.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with _batch_processes() as server:
-        results = _Batch(subs, opts, server).run()
-    book = Gradebook.assemble(
-        results, opts, fork_server=server is not None, wall_s=time.perf_counter() - started
-    )
-    book.write(opts.out)
+    batch = _Batch(subs, opts)
+    try:
+        with _batch_processes() as server:
+            batch.run(server)
+    finally:  # after Ctrl-C or SIGTERM too: what was graded so far, the rest marked as such
+        book = Gradebook.assemble(
+            batch.results(), opts, fork_server=batch.forked, wall_s=time.perf_counter() - started
+        )
+        book.write(opts.out)
     return book
 
 
@@ -216,35 +219,47 @@ class _Batch:
 
     subs: list[Submission]
     opts: GradeOptions
-    server: Any  # the ForkServer, or None
-    results: dict[int, SubmissionResult] = dataclasses.field(default_factory=dict)
+    server: Any = None  # the ForkServer, or None: plain kernels
+    forked: bool = False  # whether the fork server ran
+    done: dict[int, SubmissionResult] = dataclasses.field(default_factory=dict)
+    bar: Any = None  # the progress bar (tqdm)
 
-    def run(self) -> list[SubmissionResult]:
-        """Every submission's result, in the order of ``subs``."""
+    def run(self, server) -> None:
+        """Grade every submission, with ``server`` forking the kernels (None: plain ones)."""
         from tqdm import tqdm
 
+        self.server, self.forked = server, server is not None
         self.bar = tqdm(
             total=len(self.subs), desc="grading", unit="nb", file=sys.stderr,
             disable=not self.opts.progress,
         )  # fmt: skip
-        # First all together; if a worker dies (a notebook may kill it), the pool is broken
-        # and we cannot tell whose fault it was: redo the rest one per fresh pool.
-        batches = [list(range(len(self.subs)))]
-        while batches:
-            todo = [i for i in batches.pop(0) if i not in self.results]
-            if not todo:
-                continue
-            broken = self._pool(todo, self.opts.jobs if len(todo) > 1 else 1)
-            if broken and len(todo) > 1:
-                batches += [[i] for i in todo if i not in self.results]
-            elif broken:
-                sub = self.subs[todo[0]]
-                self._done(todo[0], _grader_failure(sub, "its grading worker died", self.opts))
-        self.bar.close()
-        return [self.results[i] for i in range(len(self.subs))]
+        try:
+            # First all together; if a worker dies (a notebook may kill it), the pool is
+            # broken and we cannot tell whose fault it was: redo the rest one per fresh pool.
+            batches = [list(range(len(self.subs)))]
+            while batches:
+                todo = [i for i in batches.pop(0) if i not in self.done]
+                if not todo:
+                    continue
+                broken = self._pool(todo, self.opts.jobs if len(todo) > 1 else 1)
+                if broken and len(todo) > 1:
+                    batches += [[i] for i in todo if i not in self.done]
+                elif broken:
+                    sub = self.subs[todo[0]]
+                    self._done(todo[0], _unscored(sub, "its grading worker died", self.opts))
+        finally:
+            self.bar.close()
+
+    def results(self) -> list[SubmissionResult]:
+        """Every submission's result in the order of ``subs``; those not graded say so."""
+        why = "the grading run was stopped before this notebook was graded; grade it again"
+        return [
+            self.done.get(i) or _unscored(sub, why, self.opts, interrupted=True)
+            for i, sub in enumerate(self.subs)
+        ]
 
     def _done(self, i: int, result: SubmissionResult) -> None:
-        self.results[i] = result
+        self.done[i] = result
         self.bar.update(1)
 
     def _pool(self, todo: list[int], jobs: int) -> bool:
@@ -268,7 +283,7 @@ class _Batch:
                     broken = True
                 except Exception as exc:  # noqa: BLE001 - the grader's own bug: keep the student
                     what = f"{type(exc).__name__}: {exc}"
-                    self._done(i, _grader_failure(self.subs[i], what, self.opts))
+                    self._done(i, _unscored(self.subs[i], what, self.opts))
         except KeyboardInterrupt:  # stop now: drop queued work, kill the workers and kernels
             for pid in list(getattr(pool, "_processes", None) or {}):
                 procs.kill_tree(pid)
@@ -278,12 +293,18 @@ class _Batch:
         return broken
 
 
-def _grader_failure(sub: Submission, what: str, opts: GradeOptions) -> SubmissionResult:
-    """The result of a submission the grader itself failed on: every check ``crashed``."""
-    why = f"the grader failed on this submission: {what}"[:500]
+def _unscored(
+    sub: Submission, what: str, opts: GradeOptions, *, interrupted: bool = False
+) -> SubmissionResult:
+    """The result of a submission that was never scored: the grader failed on it (every
+    check ``crashed``), or the batch was stopped before it (every check ``error``)."""
     try:
         nb = nbformat.read(sub.path, as_version=4)
         ex = opts.exercise(worker.which_exercise(nb, sub.path).name)
     except Exception:  # noqa: BLE001 - then one row for the notebook says it
         ex = None
-    return SubmissionResult.grader_failed(sub, why, ex)
+    if interrupted:
+        return SubmissionResult.interrupted(sub, what, ex)
+    return SubmissionResult.grader_failed(
+        sub, f"the grader failed on this submission: {what}"[:500], ex
+    )

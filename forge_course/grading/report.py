@@ -17,9 +17,12 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_course.grading.results import GradeOptions, SubmissionResult
+
+if TYPE_CHECKING:
+    from forge_course.grading.spec import Exercise
 
 __all__ = ["COLUMNS", "EXIT_CANNOT_RUN", "EXIT_FAILED", "EXIT_OK", "Gradebook", "feedback"]
 
@@ -179,7 +182,7 @@ def one_per_exercise(
     return kept + list(best.values()), extra
 
 
-def missing(kept: list[SubmissionResult], exercises: list) -> list[SubmissionResult]:
+def missing(kept: list[SubmissionResult], exercises: list[Exercise]) -> list[SubmissionResult]:
     """A ``missing`` result for each of ``exercises`` a student handed nothing in for."""
     have = {(r.student, r.exercise) for r in kept}
     return [
@@ -211,7 +214,7 @@ def feedback(student: str, subs: list[SubmissionResult]) -> str:
         title = s.exercise or "unknown exercise"
         lines += [f"## {title} ({s.notebook}): {s.points:g}/{s.possible:g} points", ""]
         if s.message:
-            lead = {"completed": "Note", "missing": "Missing"}.get(
+            lead = {"completed": "Note", "missing": "Missing", "interrupted": "Not graded"}.get(
                 s.outcome, "Your notebook did not run to the end"
             )
             lines += [f"{lead}: {s.message}", ""]

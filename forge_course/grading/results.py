@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_course.grading.feedback import CheckResult
+
+if TYPE_CHECKING:
+    from forge_course.grading.spec import Exercise
 
 __all__ = ["NOTEBOOK_ROW", "GradeOptions", "Submission", "SubmissionResult"]
 
 NOTEBOOK_ROW = "(notebook)"  # the check name of the row a file that is no exercise gets
-OUTCOMES = ("completed", "error", "timeout", "crashed", "missing")
+OUTCOMES = ("completed", "error", "timeout", "crashed", "missing", "interrupted")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +65,7 @@ class GradeOptions:
         """``checks_dir`` as text (what crosses to a scorer process), or None."""
         return str(self.checks_dir) if self.checks_dir is not None else None
 
-    def exercise(self, name: str):
+    def exercise(self, name: str) -> Exercise:
         """The exercise ``name`` as this batch grades it: with the instructor's checks."""
         from forge_course.grading.score import with_extra
 
@@ -78,7 +81,8 @@ class SubmissionResult:
     """What grading one submission found: its outcome, one row per check, timings.
 
     ``outcome`` says how the notebook ran (``completed``, ``error``, ``timeout``,
-    ``crashed``), or ``missing`` for an exercise a student handed nothing in for.
+    ``crashed``), or ``missing`` for an exercise a student handed nothing in for, or
+    ``interrupted`` when the batch was stopped before it was graded.
     """
 
     student: str
@@ -131,19 +135,34 @@ class SubmissionResult:
         return cls.for_submission(sub, message=why, rows=[row], duration_s=duration_s)
 
     @classmethod
-    def grader_failed(cls, sub: Submission, why: str, exercise=None) -> SubmissionResult:
-        """The grader itself failed on ``sub``: every check of its exercise ``crashed``."""
-        if exercise is None:
-            rows = [CheckResult(NOTEBOOK_ROW, 0, 0, "crashed", why)]
-        else:
-            rows = [CheckResult.zero(c, "crashed", why) for c in exercise.checks]
-        name = exercise.name if exercise is not None else None
-        return cls.for_submission(
-            sub, exercise=name, outcome="crashed", message=why, rows=rows, grader_failure=True
-        )
+    def grader_failed(
+        cls, sub: Submission, why: str, exercise: Exercise | None = None
+    ) -> SubmissionResult:
+        """The grader itself failed on ``sub``: every check ``crashed``."""
+        return cls._unscored(sub, "crashed", "crashed", why, exercise) | {"grader_failure": True}
 
     @classmethod
-    def missing(cls, student: str, exercise) -> SubmissionResult:
+    def interrupted(
+        cls, sub: Submission, why: str, exercise: Exercise | None = None
+    ) -> SubmissionResult:
+        """Grading stopped (Ctrl-C, SIGTERM) before ``sub`` was graded: every check ``error``."""
+        return cls._unscored(sub, "interrupted", "error", why, exercise)
+
+    @classmethod
+    def _unscored(cls, sub, outcome, status, why, exercise) -> SubmissionResult:
+        if exercise is None:
+            rows = [CheckResult(NOTEBOOK_ROW, 0, 0, status, why)]
+        else:
+            rows = [CheckResult.zero(c, status, why) for c in exercise.checks]
+        name = exercise.name if exercise is not None else None
+        return cls.for_submission(sub, exercise=name, outcome=outcome, message=why, rows=rows)
+
+    def __or__(self, changes: dict[str, Any]) -> SubmissionResult:
+        """A copy with ``changes`` (field name to value) made."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def missing(cls, student: str, exercise: Exercise) -> SubmissionResult:
         """Nothing handed in for ``exercise``: every check ``missing``."""
         why = f"no notebook for exercise {exercise.name} was handed in"
         rows = [CheckResult.zero(c, "missing", why) for c in exercise.checks]

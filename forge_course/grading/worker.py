@@ -57,7 +57,11 @@ def init(threads: int, address: tuple[str, str] | None) -> None:
 
 
 def grade_one(sub: Submission, opts: GradeOptions) -> SubmissionResult:
-    """Grade one submission: run it in a kernel of its own, then score what it submitted."""
+    """Grade one submission: run it in a kernel of its own, then score what it submitted.
+
+    Meant for a grading worker (started with :func:`init`): after the run it kills every
+    child of this process, since a usual kernel and whatever it started are among them.
+    """
     started = time.perf_counter()
     client = forkserver.WORKER or Client()
     try:

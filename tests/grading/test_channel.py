@@ -86,8 +86,8 @@ def test_a_bad_value_or_a_gone_grader_is_a_clear_message(monkeypatch, capsys):
 
     with channel.Collector() as collector:
         monkeypatch.setenv(channel.ENV_VAR, collector.address)
-        check("ex02_1", model="not a model")
-        check("ex01_2", losses=[[1.0], [2.0, 3.0]], model=...)  # ragged: not an array
+        check("ex02_1", digit_model="not a model")
+        check("ex01_3", losses=[[1.0], [2.0, 3.0]], model=...)  # ragged: not an array
     out = capsys.readouterr().out
     assert "could not submit: expected a Keras model, got str" in out
     assert out.count("could not submit") == 2 and collector.received == {}

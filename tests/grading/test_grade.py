@@ -59,8 +59,10 @@ def messages(batch, student):
 
 
 EX02 = [c.id for c in exercise("02_sequential_api").checks]
-EX02_1 = [c for c in EX02 if c.startswith("ex02_1")]
-EX02_2 = [c for c in EX02 if c.startswith("ex02_2")]
+EX02_1 = [c for c in EX02 if c.startswith("ex02_1")]  # apply: the digits classifier
+EX02_2 = [c for c in EX02 if c.startswith("ex02_2")]  # target: the screening threshold
+EX02_3 = [c for c in EX02 if c.startswith("ex02_3")]  # debug: the broken classifier
+AFTER_1 = EX02_2 + EX02_3  # what a notebook that stops after check("ex02_1") never sends
 
 
 def test_batch_finishes_with_exit_1_and_a_whole_gradebook(batch):
@@ -85,24 +87,24 @@ def test_correct_submission_gets_full_marks(batch):
 
 
 def test_wrong_answer_fails_the_right_checks(batch):
-    s = statuses(batch, "wrong_answer")
-    assert s["ex02_1.architecture"] == "failed" and s["ex02_1.parameter_count"] == "failed"
-    assert s["ex02_1.compiled"] == "passed"
-    assert "layer 1" in messages(batch, "wrong_answer")["ex02_1.architecture"]
+    s = statuses(batch, "wrong_answer")  # its digits model ends in relu, not softmax
+    assert s["ex02_1.shape"] == "failed" and s["ex02_1.loss"] == "passed"
+    assert all(s[c] == "passed" for c in AFTER_1)
+    assert "not softmax" in messages(batch, "wrong_answer")["ex02_1.shape"]
 
 
 def test_raises_in_cell_is_graded_as_far_as_it_got(batch):
     s = statuses(batch, "raises_in_cell")
     assert all(s[c] == "passed" for c in EX02_1)
-    assert all(s[c] == "error" for c in EX02_2)
-    msg = messages(batch, "raises_in_cell")["ex02_2.test_accuracy"]
+    assert all(s[c] == "error" for c in AFTER_1)
+    msg = messages(batch, "raises_in_cell")["ex02_3.beats_baseline"]
     assert "ZeroDivisionError" in msg and "In [" in msg
 
 
 def test_infinite_loop_times_out_and_is_marked(batch):
     s = statuses(batch, "infinite_loop")
     assert all(s[c] == "passed" for c in EX02_1)
-    assert all(s[c] == "timeout" for c in EX02_2)
+    assert all(s[c] == "timeout" for c in AFTER_1)
     executed = (batch["out"] / "executed" / "infinite_loop" / "infinite_loop.ipynb").read_text()
     assert "Grading stopped here (timeout)" in executed
     sub = next(x for x in batch["book"]["submissions"] if x["student"] == "infinite_loop")
@@ -112,7 +114,7 @@ def test_infinite_loop_times_out_and_is_marked(batch):
 def test_killed_kernel_is_crashed(batch):
     s = statuses(batch, "kills_its_kernel")
     assert all(s[c] == "passed" for c in EX02_1)
-    assert all(s[c] == "crashed" for c in EX02_2)
+    assert all(s[c] == "crashed" for c in AFTER_1)
 
 
 @pytest.mark.parametrize("student", ["prints_fake_results", "replaces_check"])
@@ -122,19 +124,19 @@ def test_printed_or_forged_success_counts_for_nothing(batch, student):
 
 
 def test_overwriting_artifacts_changes_nothing(batch):
-    s = statuses(batch, "overwrites_its_artifacts")
-    assert all(s[c] == "passed" for c in EX02_1)
-    assert s["ex02_2.test_accuracy"] == "failed" and s["ex02_2.holdout_accuracy"] == "failed"
+    s = statuses(batch, "overwrites_its_artifacts")  # an untrained ex02_3, then a swap
+    assert all(s[c] == "passed" for c in EX02_1 + EX02_2)
+    assert s["ex02_3.beats_baseline"] == "failed" and s["ex02_3.holdout_accuracy"] == "failed"
     # it ran in a private folder: its forged gradebook.json is nowhere in the output
     assert [p.name for p in batch["out"].rglob("gradebook.json")] == ["gradebook.json"]
     assert "score" not in batch["book"]
 
 
 def test_missing_exercise_cells(batch):
-    s = statuses(batch, "missing_exercise_cells")
-    assert all(s[c] == "passed" for c in EX02_1)
-    assert all(s[c] == "missing" for c in EX02_2)
-    assert "never called" in messages(batch, "missing_exercise_cells")["ex02_2.test_accuracy"]
+    s = statuses(batch, "missing_exercise_cells")  # the cells of ex02_3 deleted
+    assert all(s[c] == "passed" for c in EX02_1 + EX02_2)
+    assert all(s[c] == "missing" for c in EX02_3)
+    assert "never called" in messages(batch, "missing_exercise_cells")["ex02_3.beats_baseline"]
 
 
 @pytest.mark.parametrize("student", ["not_a_notebook", "handed_in_a_pdf"])
@@ -148,9 +150,9 @@ def test_not_a_notebook_gets_one_clear_row(batch, student):
 def test_a_lingering_process_cannot_change_a_grade_and_is_killed(batch):
     import psutil
 
-    s = statuses(batch, "lingers_and_tampers")
-    assert all(s[c] == "passed" for c in EX02_1)
-    assert s["ex02_2.test_accuracy"] == "failed" and s["ex02_2.holdout_accuracy"] == "failed"
+    s = statuses(batch, "lingers_and_tampers")  # an untrained ex02_3, then a detached swap
+    assert all(s[c] == "passed" for c in EX02_1 + EX02_2)
+    assert s["ex02_3.beats_baseline"] == "failed" and s["ex02_3.holdout_accuracy"] == "failed"
     pid_file = batch["out"].parent / "lingerer.pid"
     assert pid_file.exists(), "the fixture did not start its background process"
     try:  # a zombie is dead; it only waits for a parent that reaps (here, maybe pid 1)
@@ -185,8 +187,10 @@ def test_every_exercise_runs_without_crashing_below_full_marks(batch):
     assert len(subs) == 3
     for sub in subs:
         assert sub["outcome"] == "completed", sub["message"]
-        assert sub["points"] < sub["possible"]
-        assert {r["message"] for r in sub["rows"]} == {"not answered yet"}
+        assert sub["points"] == 0 < sub["possible"]
+        # a placeholder submits nothing ("not answered yet"), starter code fails its checks
+        assert all(r["status"] in ("failed", "error") and r["message"] for r in sub["rows"])
+        assert "not answered yet" in {r["message"] for r in sub["rows"]}
 
 
 def test_gradebook_json_records_parameters_durations_and_environment(batch):
@@ -248,22 +252,24 @@ def test_grading_is_deterministic_with_overrides_and_hidden_checks(tmp_path):
     checks.mkdir()
     import numpy as np
 
-    from forge_course.data import grading_holdout
+    from forge_course.grading.checks import flat_digits
 
-    x, y = grading_holdout("breast_cancer")  # the instructor's own data: a noisy copy
-    noisy = x + np.random.default_rng(7).normal(0, 0.05, x.shape).astype("float32")
-    np.savez(checks / "private.npz", x=noisy, y=y)
+    x, y = flat_digits("test")  # the instructor's own digits: a noisy copy
+    noisy = np.clip(x + np.random.default_rng(7).normal(0, 0.05, x.shape), 0, 1)
+    np.savez(checks / "private.npz", x=noisy.astype("float32"), y=y)
     (checks / "extra.py").write_text(
         "from pathlib import Path\n"
         "import numpy as np\n"
         "from forge_course.grading import Check\n"
         "DATA = Path(__file__).parent / 'private.npz'\n"
-        "def private_accuracy(values, params):\n"
+        "def private_digits(values, params):\n"
         "    with np.load(DATA) as d:\n"
-        "        p = np.asarray(values['model'](d['x'], training=False))[:, 0]\n"
-        "        acc = float(np.mean((p > 0.5) == (d['y'] > 0.5)))\n"
-        "    return None if acc >= 0.85 else f'accuracy on private patients is {acc:.3f}'\n"
-        "CHECKS = [Check('ex02_2', 'instructor_private', private_accuracy, points=1)]\n"
+        "        p = np.asarray(values['digit_model'](d['x'], training=False))\n"
+        "        acc = float(np.mean(p.argmax(axis=1) == d['y']))\n"
+        "    if not np.allclose(p.sum(axis=1), 1, atol=1e-3):\n"
+        "        return 'the outputs on private digits are not probabilities'\n"
+        "    return None if acc >= 0.8 else f'accuracy on private digits is {acc:.3f}'\n"
+        "CHECKS = {'ex02_1': [Check('instructor_private', private_digits, points=1)]}\n"
     )
     runs = []
     for k in range(2):
@@ -275,9 +281,9 @@ def test_grading_is_deterministic_with_overrides_and_hidden_checks(tmp_path):
         assert result.returncode == 1, result.stderr[-2000:]
         runs.append(json.loads(result.stdout))
     assert runs[0] == runs[1]
-    extra = {r["student"]: r for r in runs[0] if r["check"] == "ex02_2.instructor_private"}
+    extra = {r["student"]: r for r in runs[0] if r["check"] == "ex02_1.instructor_private"}
     assert extra["correct"]["status"] == "passed"
-    assert extra["wrong_answer"]["status"] == "failed"  # one epoch of a tiny model
+    assert extra["wrong_answer"]["status"] == "failed"  # relu outputs are no probabilities
     book = json.loads((tmp_path / "out0" / "gradebook.json").read_text())
     assert all(s["params"]["EPOCHS"] == 3 for s in book["submissions"])
     feedback = (tmp_path / "out0" / "feedback" / "correct.md").read_text()
@@ -439,17 +445,17 @@ def test_files_that_are_no_exercise_are_graded_without_a_kernel(tmp_path):
 def test_a_grader_failure_keeps_the_student_with_every_check_crashed(tmp_path):
     import nbformat
 
-    from forge_course.grading.grade import _grader_failure
+    from forge_course.grading.grade import _unscored
     from forge_course.grading.results import GradeOptions, Submission
 
     nbformat.write(fixtures.correct(), tmp_path / "ann.ipynb")
     (tmp_path / "bob.ipynb").write_text("{")
     opts = GradeOptions(out=tmp_path)
-    ann = _grader_failure(Submission("ann", tmp_path / "ann.ipynb"), "RuntimeError: boom", opts)
+    ann = _unscored(Submission("ann", tmp_path / "ann.ipynb"), "RuntimeError: boom", opts)
     assert ann.exercise == "02_sequential_api" and ann.grader_failure
     assert [r.check for r in ann.rows] == EX02 and {r.status for r in ann.rows} == {"crashed"}
     assert ann.message == "the grader failed on this submission: RuntimeError: boom"
-    bob = _grader_failure(Submission("bob", tmp_path / "bob.ipynb"), "boom", opts)
+    bob = _unscored(Submission("bob", tmp_path / "bob.ipynb"), "boom", opts)
     assert [(r.check, r.status) for r in bob.rows] == [("(notebook)", "crashed")]
 
 
@@ -466,3 +472,42 @@ def test_no_jupyter_kernel_means_exit_3(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "no Jupyter kernel 'python3'" in err and "make install" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_leaves_a_whole_gradebook_of_what_was_graded(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    import nbformat
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nbformat.write(fixtures.infinite_loop(), subs / "looper.ipynb")
+    (subs / "essay.ipynb").write_text("My homework is in the attached PDF\n")
+    out = tmp_path / "out"
+    grader = subprocess.Popen(
+        [sys.executable, "-m", "forge_course.cli", "grade", str(subs), "--out", str(out), "-q",
+         "--jobs", "2", "--timeout", "300"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    log = out / "executed" / "looper" / "looper.log"  # the looper's kernel has started
+    deadline = time.monotonic() + 240
+    while not log.exists() and grader.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
+    grader.send_signal(signal.SIGTERM)
+    _, stderr = grader.communicate(timeout=120)
+    assert grader.returncode == 130, stderr[-2000:]
+    assert "holds what was graded" in stderr and "Traceback" not in stderr
+    rows = list(csv.DictReader((out / "gradebook.csv").open()))
+    essay = [r for r in rows if r["student"] == "essay"]
+    assert [r["status"] for r in essay] == ["error"] and "not a readable" in essay[0]["message"]
+    looper = {r["check"]: r for r in rows if r["student"] == "looper"}
+    assert list(looper) == EX02 and {r["status"] for r in looper.values()} == {"error"}
+    assert all("stopped before this notebook was graded" in r["message"] for r in looper.values())
+    book = json.loads((out / "gradebook.json").read_text())
+    assert {s["student"]: s["outcome"] for s in book["submissions"]} == {
+        "essay": "error", "looper": "interrupted",
+    }  # fmt: skip
+    assert "Not graded: the grading run was stopped" in (out / "feedback" / "looper.md").read_text()

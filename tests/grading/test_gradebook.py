@@ -176,3 +176,13 @@ def test_a_score_request_and_its_answer_survive_the_trip_to_a_scorer():
     assert ScoreRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
     scored = Scored([CheckResult("ex02_1.c0", 1, 1, "passed", hidden=True)], {"keras": "3"})
     assert Scored.from_dict(json.loads(json.dumps(scored.to_dict()))) == scored
+
+
+def test_a_submission_the_batch_never_reached_is_marked_not_lost():
+    sub = Submission("ann", Path("ann.ipynb"))
+    ex = exercise(EX)
+    stopped = SubmissionResult.interrupted(sub, "the grading run was stopped", ex)
+    assert (stopped.outcome, stopped.exercise, stopped.grader_failure) == ("interrupted", EX, False)
+    assert [r.check for r in stopped.rows] == [c.id for c in ex.checks]
+    assert {r.status for r in stopped.rows} == {"error"} and stopped.possible > 0
+    assert book(stopped).exit_code == 1
