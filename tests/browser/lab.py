@@ -25,6 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+ACTION_TIMEOUT_S = 60  # the longest a click, key press or redraw may take
+
 # Settings for this Lab only (app-level overrides; the private user settings stay empty).
 OVERRIDES = {
     # 'none' attaches every cell to the page, so outputs far down are rendered too.
@@ -230,11 +232,14 @@ _JS_OPEN_PANEL = """async (name) => {
   return panel.id;
 }"""
 
-_JS_RUN_ALL = """async (id) => {
+# Start Run All without awaiting it here (evaluate has no timeout); _JS_IDLE waits.
+_JS_RUN_ALL = """(id) => {
   const app = window.jupyterapp;
   app.shell.activateById(id);
-  const ok = await app.commands.execute('notebook:run-all-cells');
-  return ok;
+  window.forgeRunAll = {done: false};
+  app.commands.execute('notebook:run-all-cells').then(
+    ok => { window.forgeRunAll = {done: true, ok: ok}; },
+    err => { window.forgeRunAll = {done: true, error: String(err)}; });
 }"""
 
 _JS_IDLE = """(id) => {
@@ -243,7 +248,8 @@ _JS_IDLE = """(id) => {
   const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
   const busy = [...panel.content.node.querySelectorAll('.jp-InputPrompt')]
     .some(p => p.textContent.includes('*'));
-  return kernel && kernel.status === 'idle' && !busy;
+  const ran = window.forgeRunAll === undefined || window.forgeRunAll.done;
+  return ran && kernel && kernel.status === 'idle' && !busy;
 }"""
 
 _JS_STATE = """(id) => {
@@ -259,7 +265,11 @@ _JS_STATE = """(id) => {
                 outputs: cell.outputs.toJSON(), source: cell.sharedModel.getSource()});
   }
   return {kernel: kernel ? kernel.status : 'none', cells, total: model.cells.length,
-          attached: panel.content.node.querySelectorAll('.jp-Cell').length};
+          // cells the browser renders: windowing hides the others (display: none) or
+          // skips them (content-visibility: auto)
+          shown: [...panel.content.node.querySelectorAll('.jp-Cell')].filter(
+            c => c.checkVisibility({contentVisibilityAuto: true})).length,
+          windowing: panel.content.notebookConfig.windowingMode};
 }"""
 
 _JS_STDERR_TRACEBACKS = """(id) => {
@@ -282,17 +292,40 @@ class NotebookPage:
 
     def open(self, timeout: float = 120) -> NotebookPage:
         """Load Lab on this notebook and wait until its kernel is ready."""
-        self.page.set_default_timeout(timeout * 1000)
-        self.page.goto(self.server.notebook_url(self.name), wait_until="domcontentloaded")
-        self.page.wait_for_function("() => window.jupyterapp !== undefined")
+        self.page.set_default_timeout(ACTION_TIMEOUT_S * 1000)
+        self.page.goto(
+            self.server.notebook_url(self.name), wait_until="domcontentloaded",
+            timeout=timeout * 1000,
+        )  # fmt: skip
+        self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=timeout * 1000)
         self.panel_id = self.page.evaluate(_JS_OPEN_PANEL, self.name)
         return self
 
     def run_all(self, timeout: float = 600) -> None:
-        """Run every cell, then wait until each code cell ran and the kernel is idle."""
-        self.page.set_default_timeout(timeout * 1000)
+        """Run every cell, then wait until each code cell ran and the kernel is idle.
+
+        Raises:
+            AssertionError: the notebook was still running after ``timeout`` seconds
+                (the message names the cells still waiting).
+        """
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         self.page.evaluate(_JS_RUN_ALL, self.panel_id)
-        self.page.wait_for_function(_JS_IDLE, arg=self.panel_id, polling=250)
+        try:
+            self.wait_idle(timeout)
+        except PlaywrightTimeout:
+            busy = [
+                f"cell {c['index']}: {c['source'][:60]!r}"
+                for c in self.state()["cells"]
+                if c["count"] is None and c["source"].strip()
+            ]
+            raise AssertionError(
+                f"{self.name} was still running after {timeout:.0f} s; "
+                f"not finished: {', '.join(busy[:3]) or 'none (the kernel stayed busy)'}"
+            ) from None
+        outcome = self.page.evaluate("() => window.forgeRunAll")
+        if outcome.get("error"):
+            raise AssertionError(f"Run All failed in {self.name}: {outcome['error']}")
 
     def state(self) -> dict:
         """Return the kernel status, the cells on the page, and each code cell's record."""
@@ -319,9 +352,9 @@ class NotebookPage:
                 for c in state["cells"]
                 if c["count"] is None and c["source"].strip()
             ]
-        if state["attached"] != state["total"]:
+        if state["shown"] != state["total"]:
             found.append(
-                f"only {state['attached']} of {state['total']} cells are on the page: "
+                f"only {state['shown']} of {state['total']} cells are rendered: "
                 "is notebook windowing still on?"
             )
         return found
@@ -346,10 +379,10 @@ class NotebookPage:
             )
         )
 
-    def wait_idle(self, timeout: float = 60) -> None:
-        """Wait until the kernel is idle (e.g. after a widget callback)."""
+    def wait_idle(self, timeout: float = ACTION_TIMEOUT_S) -> None:
+        """Wait until Run All (if any) finished and the kernel is idle."""
         self.page.wait_for_function(
-            _JS_IDLE, arg=self.panel_id, polling=100, timeout=timeout * 1000
+            _JS_IDLE, arg=self.panel_id, polling=200, timeout=timeout * 1000
         )
 
     def screenshot(self, path: Path) -> Path:
