@@ -61,6 +61,14 @@ def find_chromium() -> str | None:
     return str(mac) if mac.exists() else None
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM if pytest dies without teardown."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class JupyterLabServer:
     """Run ``jupyter lab`` on copies of some notebooks, in a private folder."""
 
@@ -201,6 +209,7 @@ class JupyterLabServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # one process group: Lab and the kernels it starts
+            preexec_fn=_die_with_parent,
         )
 
     def _wait_ready(self, timeout: float) -> None:
