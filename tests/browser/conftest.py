@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.lab import JupyterLabServer, NotebookPage, find_chromium
+from tests.browser.lab import JupyterLabServer, find_chromium
+from tests.browser.page import NotebookPage
 from tests.conftest import ROOT
 
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -20,7 +20,7 @@ except ImportError:  # the suite skips (see conftest.py)
     PlaywrightTimeout = TimeoutError
 
 from tests.browser.conftest import LESSONS, failure_report
-from tests.browser.lab import ACTION_TIMEOUT_S
+from tests.browser.page import ACTION_TIMEOUT_S
 
 # Lesson 02 must show the explorer; any other lesson that calls it is checked too.
 SLIDER_LESSONS = sorted(
