@@ -2,8 +2,9 @@
 
 A learner calls ``check("ex02_1", model=model)`` and sees at once which public checks
 pass, ``hint("ex02_1")`` for more help one tier at a time, and ``show_bar(...)`` for how
-the exercise is graded. Under ``forge-course grade`` the same call only submits the values as artifacts;
-the grader scores them in its own process (see :mod:`forge_course.grading.channel`).
+the exercise is graded. Under ``forge-course grade`` the same call only submits the
+values as artifacts; the grader scores them in its own process (see
+:mod:`forge_course.grading.channel`).
 """
 
 from __future__ import annotations

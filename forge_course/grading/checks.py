@@ -74,17 +74,12 @@ def accuracy(model, x, y) -> float:
 def screen(y_true, scores, threshold: float, positive: int = 0) -> tuple[float, float]:
     """Recall and precision of class ``positive`` when label 1 is called at ``scores >= t``.
 
-    With ``positive=0`` (malignant in the breast-cancer data) a low score is a positive
-    call. A class that is never called has precision 1.0 by convention (no false alarm).
+    The numbers the threshold slider shows: :func:`forge_course.widgets.threshold_metrics`.
     """
-    y_true = np.asarray(y_true).astype(int)
-    called = (np.asarray(scores) >= threshold).astype(int)
-    hit = (called == positive) & (y_true == positive)
-    actual = int(np.sum(y_true == positive))
-    calls = int(np.sum(called == positive))
-    recall = float(hit.sum() / actual) if actual else 1.0
-    precision = float(hit.sum() / calls) if calls else 1.0
-    return recall, precision
+    from forge_course.widgets import threshold_metrics
+
+    metrics = threshold_metrics(y_true, scores, threshold, positive=positive)
+    return metrics.recall, metrics.precision
 
 
 def last_activation(model) -> str:

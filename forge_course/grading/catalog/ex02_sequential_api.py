@@ -44,7 +44,7 @@ def cancer_split() -> tuple[np.ndarray, ...]:
 
 def best_precision(y_true, scores, min_recall: float) -> float:
     """The best malignant precision of any threshold whose malignant recall reaches the bar."""
-    candidates = np.unique(np.concatenate([np.asarray(scores), [np.inf]]))
+    candidates = np.unique(np.append(np.asarray(scores, dtype=float), 1.0))
     best = 0.0
     for t in candidates:
         recall, precision = screen(y_true, scores, t)
@@ -82,15 +82,19 @@ def _digit_accuracy(v, p):
 # ---------------------------------------------------------------- ex02_2 target
 
 
-def _threshold(v) -> float:
+def _bad_threshold(v) -> str | None:
     t = v["threshold"]
-    if isinstance(t, bool) or not isinstance(t, int | float):
-        raise ValueError(f"threshold should be a number, got {t!r}")
-    return float(t)
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
+        return f"threshold should be a number between 0 and 1, got {t!r}"
+    return None
+
+
+def _threshold(v) -> float:
+    return float(v["threshold"])
 
 
 def _recall_bar(v, p):
-    if bad := not_a_model(v["model"]):
+    if bad := not_a_model(v["model"]) or _bad_threshold(v):
         return bad
     _, _, x_val, y_val = cancer_split()
     recall, _ = screen(y_val, binary_scores(v["model"], x_val), _threshold(v))
@@ -99,6 +103,8 @@ def _recall_bar(v, p):
 
 
 def _best_precision(v, p):
+    if bad := not_a_model(v["model"]) or _bad_threshold(v):
+        return bad
     _, _, x_val, y_val = cancer_split()
     scores = binary_scores(v["model"], x_val)
     _, precision = screen(y_val, scores, _threshold(v))
@@ -113,6 +119,8 @@ def _best_precision(v, p):
 def _holdout_screen(v, p):
     from forge_course.data import grading_holdout
 
+    if bad := not_a_model(v["model"]) or _bad_threshold(v):
+        return bad
     x, y = grading_holdout("breast_cancer")
     scores = binary_scores(v["model"], x)
     recall, _ = screen(y, scores, _threshold(v))
@@ -210,10 +218,10 @@ EXERCISE = Exercise(
                     hints=(
                         "A tumour is called benign when its score reaches the threshold; "
                         "raising the threshold sends more tumours to 'malignant'.",
-                        "`screen(y_val, val_scores, t)` returns (recall, precision) of the "
-                        "malignant class at threshold t; try a few t, or the slider.",
-                        "`for t in np.unique(val_scores): recall, precision = screen(y_val, "
-                        "val_scores, t)`",
+                        "`threshold_metrics(y_val, val_scores, t)` has the malignant `.recall` "
+                        "and `.precision` at threshold t, the slider's numbers; try a few t.",
+                        "`[t for t in candidates if threshold_metrics(y_val, val_scores, t)"
+                        ".recall >= MIN_RECALL]`",
                     ),
                 ),
                 Check(
@@ -225,8 +233,8 @@ EXERCISE = Exercise(
                         "raise the threshold no further than the bar needs.",
                         "Among the thresholds that meet the bar, keep the one with the "
                         "highest precision.",
-                        "`max(ok, key=lambda t: screen(y_val, val_scores, t)[1])` where `ok` "
-                        "lists the thresholds meeting the bar",
+                        "`max(ok, key=lambda t: threshold_metrics(y_val, val_scores, t).precision)`"
+                        " where `ok` lists the thresholds meeting the bar",
                     ),
                 ),
                 Check(
