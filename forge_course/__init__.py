@@ -11,8 +11,25 @@ import os
 # prints while it loads, which ignore this setting); users may override it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from forge_course.errors import CacheError, DatasetError, ForgeError, GradingError  # noqa: E402
+from forge_course.errors import (  # noqa: E402
+    CacheError,
+    DatasetError,
+    DownloadError,
+    ExecutionError,
+    ForgeError,
+    GradingError,
+    WidgetInputError,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["CacheError", "DatasetError", "ForgeError", "GradingError", "__version__"]
+__all__ = [
+    "CacheError",
+    "DatasetError",
+    "DownloadError",
+    "ExecutionError",
+    "ForgeError",
+    "GradingError",
+    "WidgetInputError",
+    "__version__",
+]

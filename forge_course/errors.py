@@ -9,6 +9,7 @@ Each class carries the ``forge-course`` exit code it stands for (``exit_code``):
     │   ├── CacheError      3  corrupt or unwritable dataset cache
     │   └── DownloadError   3  a download failed (network, proxy, checksum)
     ├── GradingError        2  exercise, submission or grading problems
+    ├── WidgetInputError    2  a plot or widget got data it cannot draw (also a ValueError)
     └── ExecutionError      3  this machine cannot do the work (e.g. no Jupyter kernel)
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "ExecutionError",
     "ForgeError",
     "GradingError",
+    "WidgetInputError",
 ]
 
 
@@ -48,6 +50,10 @@ class DownloadError(DatasetError):
 
 class GradingError(ForgeError):
     """An exercise, a submission or a grading run is not usable as given."""
+
+
+class WidgetInputError(ForgeError, ValueError):
+    """A widget got data it cannot use: wrong shape, mismatched lengths, out of range."""
 
 
 class ExecutionError(ForgeError):

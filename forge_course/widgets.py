@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forge_course.errors import ForgeError
+from forge_course.errors import WidgetInputError
 
 __all__ = [
     "ThresholdMetrics",
@@ -27,10 +27,6 @@ __all__ = [
     "threshold_explorer",
     "threshold_metrics",
 ]
-
-
-class WidgetInputError(ForgeError, ValueError):
-    """A widget got data it cannot use: wrong shape, mismatched lengths, out of range."""
 
 
 @dataclass(frozen=True)

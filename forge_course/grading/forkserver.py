@@ -46,13 +46,18 @@ PRELOAD = (
     "ipykernel.ipkernel",
     "IPython",
     "matplotlib",
+    "matplotlib.pyplot",
     "matplotlib_inline.backend_inline",
+    "ipywidgets",
     "sklearn.datasets",
     "sklearn.model_selection",
     "forge_course.data",
     "forge_course.env",
     "forge_course.grading",
     "forge_course.grading.score",
+    "forge_course.grading.catalog",
+    "forge_course.plots",
+    "forge_course.widgets",
     "psutil",
 )
 PROVISIONER = "forge-fork"

@@ -85,6 +85,8 @@ def _float32_unit(v, p):
 
 def _every_image(v, p):
     rows, x = np.asarray(v["rows"]), dataset(p["DATASET"]).x_train
+    if rows.shape != (len(x), int(np.prod(x.shape[1:]))):
+        return "rows should hold one row per image, each row that image's pixels"
     if not np.allclose(rows * 255, x.reshape(len(x), -1), atol=1e-3):
         return "some rows do not hold their image's pixels"
 

@@ -174,7 +174,7 @@ def _holdout_accuracy(v, p):
 
 EXERCISE = Exercise(
     name="02_sequential_api",
-    params={"SEED": 0, "EPOCHS": 10, "BATCH_SIZE": 32},
+    params={"SEED": 0, "EPOCHS": 6, "BATCH_SIZE": 32},
     tasks=(
         Task(
             "ex02_1", "apply", "a Sequential classifier for the ten digits",
