@@ -16,10 +16,11 @@ LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 IDS = [f"{p.parent.name}/{p.name}" for p in NOTEBOOKS]
 
 
-def test_the_first_lessons_exist():
+def test_every_exercise_has_its_lesson_and_the_course_starts_at_00():
     names = [p.stem for p in LESSONS]
-    for lesson in ("00_setup_and_environment", "01_keras_on_tensorflow", "02_sequential_api"):
-        assert lesson in names
+    assert names and names[0].startswith("00_")
+    solutions = sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb"))
+    assert solutions and set(solutions) <= set(names), set(solutions) - set(names)
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=IDS)
