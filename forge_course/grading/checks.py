@@ -15,6 +15,7 @@ __all__ = [
     "binary_scores",
     "dataset",
     "flat_digits",
+    "from_logits",
     "last_activation",
     "loss_name",
     "not_a_model",
@@ -24,11 +25,11 @@ __all__ = [
 ]
 
 
-def dataset(name: str):
-    """A course dataset, loaded quietly (offline under the grader)."""
+def dataset(name: str, **kwargs):
+    """A course dataset, loaded quietly (offline under the grader); ``kwargs`` go to load."""
     from forge_course import data
 
-    return data.load(name, verbose=False)
+    return data.load(name, verbose=False, **kwargs)
 
 
 def flat_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
@@ -83,13 +84,26 @@ def screen(y_true, scores, threshold: float, positive: int = 0) -> tuple[float, 
 
 
 def last_activation(model) -> str:
-    """The name of the activation of the model's last layer (``""`` when it has none)."""
-    activation = getattr(model.layers[-1], "activation", None)
+    """The activation the model ends in: ``softmax`` for a Softmax layer, ``""`` for none."""
+    last = model.layers[-1] if model.layers else None
+    if type(last).__name__ == "Softmax":
+        return "softmax"
+    activation = getattr(last, "activation", None)
     return getattr(activation, "__name__", "") if activation is not None else ""
 
 
 def loss_name(model) -> str:
-    """The compiled loss of ``model`` as a lower-case name without underscores."""
+    """The compiled loss of ``model`` as a lower-case name without underscores (or ``""``)."""
     loss = getattr(model, "loss", None)
-    name = loss if isinstance(loss, str) else getattr(loss, "name", type(loss).__name__)
+    if loss is None:
+        return ""
+    if isinstance(loss, str):
+        name = loss
+    else:
+        name = getattr(loss, "name", None) or getattr(loss, "__name__", type(loss).__name__)
     return str(name).lower().replace("_", "")
+
+
+def from_logits(model) -> bool:
+    """Whether the compiled loss reads raw scores (logits) rather than probabilities."""
+    return bool(getattr(getattr(model, "loss", None), "from_logits", False))

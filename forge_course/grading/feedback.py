@@ -119,13 +119,15 @@ def run_checks(
     traceback, so a strange answer cannot break the feedback or the grader.
     """
     out = []
+    missing = [n for n, v in values.items() if v is Ellipsis] or [
+        n for n in the_task.values if n not in values
+    ]
+    wrong_kind = None if missing else _wrong_kind(the_task, values)
     for c in the_task.public if checks is None else checks:
         base = dict(check=c.id, possible=c.points, hint=c.hint, hidden=c.hidden)
-        missing = [n for n, v in values.items() if v is Ellipsis] or [
-            n for n in the_task.values if n not in values
-        ]
-        if missing:
-            out.append(CheckResult(points=0, status="failed", message="not answered yet", **base))
+        if missing or wrong_kind:
+            why = wrong_kind or "not answered yet"
+            out.append(CheckResult(points=0, status="failed", message=why, **base))
             continue
         try:
             problem = c.fn(values, params)
@@ -142,6 +144,65 @@ def run_checks(
         status = "passed" if problem is None else "failed"
         points = c.points if problem is None else 0.0
         out.append(CheckResult(points=points, status=status, message=problem or "", **base))
+    return out
+
+
+def _wrong_kind(the_task: Task, values: dict[str, Any]) -> str | None:
+    """What is wrong when a value is not of its task's kind (model, array, scalar), or None.
+
+    Every check of the task fails with this message, so no check has to guard against
+    a string where a model belongs.
+    """
+    import numpy as np
+
+    for name, kind in the_task.values.items():
+        value = values[name]
+        if kind == "model":
+            import keras
+
+            if not isinstance(value, keras.Model):
+                return f"{name} should be a Keras model, got {type(value).__name__}"
+        elif kind == "array":
+            try:
+                arr = np.asarray(value)
+            except Exception:  # noqa: BLE001 - ragged lists and the like
+                arr = np.asarray([object()])
+            if arr.dtype == object or not (
+                np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+            ):
+                return f"{name} should be an array of numbers, got {type(value).__name__}"
+        elif kind == "scalar":
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                return f"{name} should be a number or a text, got {type(value).__name__}"
+    return None
+
+
+def _as_submitted(the_task: Task, values: dict[str, Any]) -> dict[str, Any]:
+    """The values as the grader will see them: scalars through JSON, arrays as NumPy.
+
+    So a check gives the same verdict in the notebook as at grading time (a NumPy
+    float32 threshold is a plain float in both).
+    """
+    import json
+
+    import numpy as np
+
+    out = dict(values)
+    for name, kind in the_task.values.items():
+        value = values.get(name, Ellipsis)
+        if value is Ellipsis:
+            continue
+        try:
+            if kind == "scalar":
+                if hasattr(value, "numpy"):
+                    value = value.numpy()
+                if isinstance(value, np.generic | np.ndarray):
+                    value = value.tolist()
+                out[name] = json.loads(json.dumps(value))
+            elif kind == "array":
+                out[name] = np.asarray(value)
+        except (TypeError, ValueError):
+            pass  # left as it is: _wrong_kind explains what is wrong with it
     return out
 
 
@@ -212,7 +273,7 @@ def check(task_id: str, **values: Any) -> None:
         _display(TaskResult(task_id, [], hidden, note=note))
         return
     answered = all(v is not Ellipsis for v in values.values())
-    results = run_checks(the_task, values, _notebook_params(ex))
+    results = run_checks(the_task, _as_submitted(the_task, values), _notebook_params(ex))
     if answered:
         _remember(task_id, results)
     _display(TaskResult(task_id, results, hidden, note="" if answered else "not answered yet"))

@@ -10,6 +10,7 @@ import ast
 import re
 
 import nbformat
+import numpy as np
 import pytest
 
 from forge_course.grading import exercises, run_checks
@@ -77,7 +78,10 @@ def test_grading_parameters_are_in_the_solutions_parameters_cell(name):
     params = _parameters(_solution(name))
     for key, value in EXERCISES[name].params.items():
         assert key in params, f"the grader injects {key}, which the notebook does not define"
-        assert type(params[key]) is type(value), (key, params[key], value)
+        assert params[key] == value and type(params[key]) is type(value), (
+            f"{key}: the notebook says {params[key]!r}, the grader injects {value!r}; a learner "
+            "should practise with the values they are graded on"
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -106,6 +110,19 @@ def test_every_check_has_a_failing_case(name):
         task = ex.task(c.task)
         (result,) = run_checks(task, failing[c.id](ex.params), ex.params, (c,))
         assert result.status == "failed" and result.message, (c.id, result)
+
+
+JUNK = {"model": "my model", "array": np.array([0.5, 1.5]), "scalar": "six"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_check_crashes_on_junk(name):
+    """A wrong kind of answer fails every check with a message; none raises."""
+    ex = EXERCISES[name]
+    for t in ex.tasks:
+        values = {n: JUNK[kind] for n, kind in t.values.items()}
+        for result in run_checks(t, values, ex.params, t.checks):
+            assert result.status == "failed" and result.message, result
 
 
 def _task_cells(nb) -> list[list]:
