@@ -83,7 +83,7 @@ class TaskResult:
             lines.append(f"  {mark} {r.check} ({r.points:g}/{r.possible:g})")
             if r.status != "passed":
                 lines.append(f"       {r.message}")
-                if r.hint:
+                if r.hint and r.message != "not answered yet":
                     lines.append(f"       hint: {r.hint}")
         lines.append(f"  {self._footer()}")
         return "\n".join(lines)
@@ -96,7 +96,7 @@ class TaskResult:
         for r in self.results:
             ok = r.status == "passed"
             detail = "" if ok else esc(r.message)
-            if r.hint and not ok:
+            if r.hint and not ok and r.message != "not answered yet":
                 detail += f"<br><i>hint: {esc(r.hint)}</i>"
             mark = "&#9989;" if ok else "&#10060;"
             cells = [mark, f"<code>{esc(r.check)}</code>", f"{r.points:g}/{r.possible:g}", detail]

@@ -78,12 +78,13 @@ def replaces_check():
     )
 
 
-# Keep the repaired model on disk, and build an untrained twin (it calls every tumour
-# malignant: all its scores are 0.5) to submit for ex02_3 instead.
+# Keep the trained model on disk, and build an untrained twin (every score is 0.5, so it
+# calls every tumour benign) to submit for ex02_3 instead, with its own decisions.
 UNTRAINED_TWIN = (
-    "fixed.save('trained.keras')\n"
+    "model.save('trained.keras')\n"
     "untrained = keras.Sequential([keras.Input(shape=(x_fit.shape[1],)), norm,\n"
     "    layers.Dense(1, activation='sigmoid', kernel_initializer='zeros')])\n"
+    "all_benign = np.ones(len(cancer.y_test), dtype=int)\n"
 )
 
 
@@ -94,7 +95,7 @@ def overwrites_its_artifacts():
     nb.cells[i].source = (
         "import glob, os, shutil, tempfile\n"
         + UNTRAINED_TWIN
-        + "check('ex02_3', fixed=untrained)\n"
+        + "check('ex02_3', model=untrained, test_predictions=all_benign)\n"
         "# now overwrite every artifact we can find with the trained model\n"
         "for root in (os.getcwd(), tempfile.gettempdir()):\n"
         "    for path in glob.glob(os.path.join(root, '**', '*.keras'), recursive=True):\n"
@@ -141,7 +142,7 @@ def lingers_and_tampers(pid_file: Path):
         "subprocess.Popen([sys.executable, '-c', code, "
         f"{str(pid_file)!r}, os.path.abspath('trained.keras')], start_new_session=True,\n"
         "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-        "check('ex02_3', fixed=untrained)"
+        "check('ex02_3', model=untrained, test_predictions=all_benign)"
     )
     return nb
 
@@ -149,7 +150,9 @@ def lingers_and_tampers(pid_file: Path):
 def missing_exercise_cells():
     """Deletes the cells of the last task, ex02_3."""
     nb = _solution()
-    nb.cells = [c for c in nb.cells if "ex02_3" not in c.source and "fixed" not in c.source]
+    nb.cells = [
+        c for c in nb.cells if "ex02_3" not in c.source and "test_predictions" not in c.source
+    ]
     return nb
 
 

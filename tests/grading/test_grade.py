@@ -62,7 +62,7 @@ def messages(batch, student):
 EX02 = [c.id for c in exercise("02_sequential_api").checks]
 EX02_1 = [c for c in EX02 if c.startswith("ex02_1")]  # apply: the digits classifier
 EX02_2 = [c for c in EX02 if c.startswith("ex02_2")]  # target: the screening threshold
-EX02_3 = [c for c in EX02 if c.startswith("ex02_3")]  # debug: the broken classifier
+EX02_3 = [c for c in EX02 if c.startswith("ex02_3")]  # debug: the broken decisions
 AFTER_1 = EX02_2 + EX02_3  # what a notebook that stops after check("ex02_1") never sends
 
 

@@ -1,8 +1,8 @@
-"""Exercise 02: the Sequential API on new data, a decision threshold, a broken classifier.
+"""Exercise 02: the Sequential API on new data, a decision threshold, broken decisions.
 
 The ladder: a softmax classifier for the ten digits (apply), the threshold that keeps
-malignant recall at the bar with the best precision (target), and a breast-cancer
-classifier stuck at the baseline with a leak in its scaling (debug).
+malignant recall at the bar with the best precision (target), and a cell that turns
+the screen's scores into decisions worse than guessing, wrong twice over (debug).
 """
 
 from __future__ import annotations
@@ -41,25 +41,6 @@ def cancer_split() -> tuple[np.ndarray, ...]:
     n_val = validation_rows(len(ds.x_train), VALIDATION_SPLIT)
     x, y = ds.x_train, ds.y_train
     return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
-
-
-def train_screen_model(x_fit, y_fit, *, epochs: int, batch_size: int):
-    """The lesson's breast-cancer classifier, scaled inside, trained on ``x_fit`` only."""
-    import keras
-
-    norm = keras.layers.Normalization()
-    norm.adapt(x_fit)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(x_fit.shape[1],)),
-            norm,
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dense(1, activation="sigmoid"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
-    model.fit(x_fit, y_fit, epochs=epochs, batch_size=batch_size, verbose=0)
-    return model
 
 
 def best_precision(y_true, scores, min_recall: float) -> float:
@@ -160,40 +141,57 @@ def _holdout_screen(v, p):
 # ---------------------------------------------------------------- ex02_3 debug
 
 
+def _decisions(v) -> tuple[np.ndarray | None, str | None]:
+    """The submitted test decisions as 0/1 labels, or what is wrong with them."""
+    pred = np.asarray(v["test_predictions"]).ravel()
+    n = len(dataset("breast_cancer").y_test)
+    if pred.shape != (n,):
+        return (
+            None,
+            f"test_predictions should hold one label per test tumour ({n}), got {pred.shape}",
+        )
+    if not np.isin(pred, (0, 1)).all():
+        return None, "test_predictions should hold the labels 0 (malignant) and 1 (benign)"
+    return pred.astype(int), None
+
+
 def _beats_baseline(v, p):
-    if bad := not_a_model(v["fixed"]):
+    pred, bad = _decisions(v)
+    if bad:
         return bad
     ds = dataset("breast_cancer")
-    acc = accuracy(v["fixed"], ds.x_test, ds.y_test)
+    acc = float(np.mean(pred == ds.y_test.astype(int)))
     if acc < MIN_TEST_ACCURACY:
         baseline = max(ds.y_test.mean(), 1 - ds.y_test.mean())
         return (
-            f"test accuracy is {acc:.3f} (always guessing benign scores {baseline:.3f}); "
-            f"a working classifier reaches {MIN_TEST_ACCURACY}"
+            f"these decisions are right for {acc:.3f} of the test tumours; always answering "
+            f"benign scores {baseline:.3f}, and the model can reach {MIN_TEST_ACCURACY}"
         )
 
 
-def _scaled_on_training_rows(v, p):
-    norms = [la for la in v["fixed"].layers if type(la).__name__ == "Normalization"]
-    if len(norms) != 1:
+def _raw_inputs(v, p):
+    pred, bad = _decisions(v)
+    if bad:
+        return bad
+    x_test = dataset("breast_cancer").x_test
+    own = (binary_scores(v["model"], x_test) >= 0.5).astype(int)
+    differ = int(np.sum(pred != own))
+    if differ > 1:  # one tumour may sit on the threshold, within round-off
         return (
-            f"the model should scale its inputs with one Normalization layer; it has {len(norms)}"
-        )
-    x_fit = cancer_split()[0]
-    mean = np.asarray(norms[0].mean).ravel()
-    if not np.allclose(mean, x_fit.mean(axis=0), rtol=1e-3, atol=1e-3):
-        return (
-            "the Normalization layer learned its statistics from other rows than the ones "
-            "fit() trains on"
+            f"{differ} of your decisions differ from the model's own on the raw test "
+            "measurements at threshold 0.5"
         )
 
 
 def _holdout_accuracy(v, p):
     from forge_course.data import grading_holdout
 
-    acc = accuracy(v["fixed"], *grading_holdout("breast_cancer"))
+    acc = accuracy(v["model"], *grading_holdout("breast_cancer"))
     if acc < MIN_HOLDOUT_ACCURACY:
-        return f"accuracy on the grader's patients is {acc:.3f} (needs {MIN_HOLDOUT_ACCURACY})"
+        return (
+            f"fed raw measurements of the grader's patients, the model is right for {acc:.3f} "
+            f"(needs {MIN_HOLDOUT_ACCURACY}); keep the model taking raw inputs"
+        )
 
 
 EXERCISE = Exercise(
@@ -269,34 +267,35 @@ EXERCISE = Exercise(
             ),
         ),
         Task(
-            "ex02_3", "debug", "repair a classifier stuck at the baseline",
-            {"fixed": "model"},
+            "ex02_3", "debug", "repair the cell that turns scores into decisions",
+            {"model": "model", "test_predictions": "array"},
             (
                 Check(
                     "beats_baseline", _beats_baseline, points=2,
-                    description=f"test accuracy at least {MIN_TEST_ACCURACY}",
+                    description=f"the decisions right for at least {MIN_TEST_ACCURACY} of the "
+                    "test tumours",
                     hints=(
-                        "An accuracy equal to the baseline means the model gives every "
-                        "tumour the same answer: what can its last layer output?",
-                        "A softmax over a single unit is always 1.0; one probability for "
-                        "label 1 is a `sigmoid`.",
-                        "`layers.Dense(1, activation='sigmoid')`",
+                        "Worse than always guessing means the decisions are upside down: which "
+                        "label does a high score stand for?",
+                        "`model.predict` returns the probability of label 1, and label 1 is "
+                        "benign.",
+                        "`test_predictions = (test_scores >= 0.5).astype(int)`",
                     ),
                 ),
                 Check(
-                    "no_leak", _scaled_on_training_rows,
-                    description="Normalization adapted on the rows fit() trains on only",
+                    "raw_inputs", _raw_inputs, points=2,
+                    description="the model's own decisions on the raw test measurements",
                     hints=(
-                        "Statistics that scale the inputs are learned too: learn them from "
-                        "the training rows, never from the rows you test on.",
-                        "`norm.adapt(...)` decides which rows the mean and variance come from.",
-                        "`norm.adapt(x_fit)`",
+                        "The model scales its inputs itself, in its first layer: what happens "
+                        "to measurements that were scaled before they reached it?",
+                        "Hand `cancer.x_test` to `model.predict` exactly as it was loaded.",
+                        "`test_scores = model.predict(cancer.x_test, verbose=0).ravel()`",
                     ),
                 ),
                 Check(
-                    "holdout_accuracy", _holdout_accuracy, hidden=True, points=2,
-                    description=f"accuracy at least {MIN_HOLDOUT_ACCURACY} on patients the "
-                    "notebook never saw",
+                    "holdout_accuracy", _holdout_accuracy, hidden=True,
+                    description=f"the model, fed raw measurements of patients the notebook "
+                    f"never saw, right for at least {MIN_HOLDOUT_ACCURACY}",
                 ),
             ),
         ),
@@ -338,9 +337,16 @@ FAILING = {
     "ex02_2.recall": lambda p: {"model": _logistic(), "threshold": 0.0},
     "ex02_2.best_precision": lambda p: {"model": _logistic(), "threshold": 0.999},
     "ex02_2.holdout_screen": lambda p: {"model": _logistic(), "threshold": 0.0},
-    "ex02_3.beats_baseline": lambda p: {"fixed": _model(1, "softmax", cancer_split()[0])},
-    "ex02_3.no_leak": lambda p: {
-        "fixed": _model(1, "sigmoid", dataset("breast_cancer").x_test)
+    "ex02_3.beats_baseline": lambda p: {  # decisions upside down
+        "model": _logistic(),
+        "test_predictions": (binary_scores(_logistic(), dataset("breast_cancer").x_test) < 0.5),
     },
-    "ex02_3.holdout_accuracy": lambda p: {"fixed": _model(1, "softmax", cancer_split()[0])},
+    "ex02_3.raw_inputs": lambda p: {  # always "benign"
+        "model": _logistic(),
+        "test_predictions": np.ones(len(dataset("breast_cancer").y_test), dtype=int),
+    },
+    "ex02_3.holdout_accuracy": lambda p: {
+        "model": _model(1, "softmax", cancer_split()[0]),
+        "test_predictions": np.ones(len(dataset("breast_cancer").y_test), dtype=int),
+    },
 }  # fmt: skip
