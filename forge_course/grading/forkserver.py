@@ -75,9 +75,32 @@ class ForkServer:
         self.folder = tempfile.mkdtemp(prefix="forge-fork-")
         self.path = os.path.join(self.folder, "server.sock")
         self.token = secrets.token_hex(16)
-        self.proc = self._launch()
+        self.proc = self._spawn()  # it imports TensorFlow now; wait_ready() waits for it
+        self._ready: bool | None = None
 
     def _launch(self) -> subprocess.Popen:
+        """Start a server and wait until it serves (a restart)."""
+        proc = self._spawn()
+        if not self._await(proc):
+            raise RuntimeError("the fork server did not start")
+        return proc
+
+    @staticmethod
+    def _await(proc: subprocess.Popen) -> bool:
+        """Wait for a starting server's "ready" line; kill it if it says anything else."""
+        if proc.stdout.readline().strip() == "ready":
+            return True
+        proc.kill()
+        proc.wait()
+        return False
+
+    def wait_ready(self) -> bool:
+        """Wait until the first server has preloaded (once); whether it serves."""
+        if self._ready is None:
+            self._ready = self._await(self.proc)
+        return self._ready
+
+    def _spawn(self) -> subprocess.Popen:
         env = os.environ | {
             "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
             "FORGE_COURSE_OFFLINE": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
@@ -94,14 +117,11 @@ class ForkServer:
         )
         proc.stdin.write(self.token + "\n")  # not argv or env: kernels must not see it
         proc.stdin.flush()
-        if proc.stdout.readline().strip() != "ready":
-            proc.kill()
-            raise RuntimeError("the fork server did not start")
         return proc
 
     def ensure_running(self) -> None:
         """Restart the server at the same address if a notebook killed it."""
-        if self.proc.poll() is not None:
+        if self.wait_ready() and self.proc.poll() is not None:
             try:
                 self.proc = self._launch()
             except (OSError, RuntimeError):
@@ -109,7 +129,8 @@ class ForkServer:
 
     @classmethod
     def start(cls) -> ForkServer | None:
-        """Start a server, or return None when forking is off or fails."""
+        """Start a server (call :meth:`wait_ready` before its first use), or return None
+        when forking is off or the process cannot start."""
         if not enabled():
             return None
         try:
@@ -308,6 +329,7 @@ def serve(path: str) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the OS reaps finished children
     for name in PRELOAD:
         importlib.import_module(name)
+    importlib.import_module("forge_course.data").warm()  # NumPy and files only, no TF op
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     os.chmod(path, 0o600)

@@ -272,6 +272,11 @@ class _Batch:
         )  # fmt: skip
         broken = False
         try:
+            # the workers start and import while the fork server preloads TensorFlow
+            warming = [pool.submit(worker.warm) for _ in range(jobs)]
+            if self.server is not None and not self.server.wait_ready():
+                self.server, self.forked = None, False  # workers fall back to plain kernels
+            futures.wait(warming)
             running = {pool.submit(worker.grade_one, self.subs[i], self.opts): i for i in todo}
             for fut in futures.as_completed(running):
                 i = running[fut]

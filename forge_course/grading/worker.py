@@ -56,6 +56,12 @@ def init(threads: int, address: tuple[str, str] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
 
 
+def warm() -> None:
+    """Import what grading a notebook needs, so the first submission does not wait for it."""
+    import nbclient  # noqa: F401
+    import papermill  # noqa: F401
+
+
 def grade_one(sub: Submission, opts: GradeOptions) -> SubmissionResult:
     """Grade one submission: run it in a kernel of its own, then score what it submitted.
 
