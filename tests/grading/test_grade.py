@@ -92,7 +92,7 @@ def test_wrong_answer_fails_the_right_checks(batch):
     s = statuses(batch, "wrong_answer")  # its digits model ends in relu, not softmax
     assert s["ex02_1.shape"] == "failed" and s["ex02_1.loss"] == "passed"
     assert all(s[c] == "passed" for c in AFTER_1)
-    assert "not softmax" in messages(batch, "wrong_answer")["ex02_1.shape"]
+    assert "activation is relu" in messages(batch, "wrong_answer")["ex02_1.shape"]
 
 
 def test_raises_in_cell_is_graded_as_far_as_it_got(batch):
@@ -128,7 +128,8 @@ def test_printed_or_forged_success_counts_for_nothing(batch, student):
 def test_overwriting_artifacts_changes_nothing(batch):
     s = statuses(batch, "overwrites_its_artifacts")  # an untrained ex02_3, then a swap
     assert all(s[c] == "passed" for c in EX02_1 + EX02_2)
-    assert s["ex02_3.beats_baseline"] == "failed" and s["ex02_3.holdout_accuracy"] == "failed"
+    # scored as submitted: the untrained model's own decisions (all benign), not the swap's
+    assert s["ex02_3.beats_baseline"] == "failed" and s["ex02_3.raw_inputs"] == "passed"
     # it ran in a private folder: its forged gradebook.json is nowhere in the output
     assert [p.name for p in batch["out"].rglob("gradebook.json")] == ["gradebook.json"]
 
@@ -153,7 +154,8 @@ def test_a_lingering_process_cannot_change_a_grade_and_is_killed(batch):
 
     s = statuses(batch, "lingers_and_tampers")  # an untrained ex02_3, then a detached swap
     assert all(s[c] == "passed" for c in EX02_1 + EX02_2)
-    assert s["ex02_3.beats_baseline"] == "failed" and s["ex02_3.holdout_accuracy"] == "failed"
+    # scored as submitted: the untrained model's own decisions (all benign), not the swap's
+    assert s["ex02_3.beats_baseline"] == "failed" and s["ex02_3.raw_inputs"] == "passed"
     pid_file = batch["out"].parent / "lingerer.pid"
     assert pid_file.exists(), "the fixture did not start its background process"
     try:  # a zombie is dead; it only waits for a parent that reaps (here, maybe pid 1)

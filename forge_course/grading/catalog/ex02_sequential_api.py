@@ -186,6 +186,8 @@ def _raw_inputs(v, p):
 def _holdout_accuracy(v, p):
     from forge_course.data import grading_holdout
 
+    if _beats_baseline(v, p) or _raw_inputs(v, p):  # the given model alone earns nothing
+        return "the decisions on the test tumours are not yet the model's own, right ones"
     acc = accuracy(v["model"], *grading_holdout("breast_cancer"))
     if acc < MIN_HOLDOUT_ACCURACY:
         return (
