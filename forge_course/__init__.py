@@ -11,25 +11,9 @@ import os
 # prints while it loads, which ignore this setting); users may override it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from forge_course.errors import (  # noqa: E402
-    CacheError,
-    DatasetError,
-    DownloadError,
-    ExecutionError,
-    ForgeError,
-    GradingError,
-    WidgetInputError,
-)
+from forge_course import errors  # noqa: E402
+from forge_course.errors import *  # noqa: E402, F403 - every error class, at the top level
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CacheError",
-    "DatasetError",
-    "DownloadError",
-    "ExecutionError",
-    "ForgeError",
-    "GradingError",
-    "WidgetInputError",
-    "__version__",
-]
+__all__ = [*errors.__all__, "__version__"]
