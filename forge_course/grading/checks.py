@@ -54,10 +54,31 @@ def not_a_model(value: Any) -> str | None:
 
 
 def predict(model, x) -> np.ndarray:
-    """The model's outputs on ``x`` as NumPy, by a direct call (no tf.function to trace)."""
+    """The model's outputs on ``x`` as NumPy, by a direct call (no tf.function to trace).
+
+    Raises:
+        ValueError: the model takes inputs of another shape than ``x`` has (one line).
+    """
     import keras
 
-    return keras.ops.convert_to_numpy(model(np.asarray(x, dtype="float32"), training=False))
+    x = np.asarray(x, dtype="float32")
+    wants = _input_features(model)
+    if wants is not None and wants != x.shape[1:]:
+        raise ValueError(
+            f"the model takes inputs shaped {(None, *wants)}, but these examples are shaped "
+            f"{(None, *x.shape[1:])}; build it for the data this task uses"
+        )
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def _input_features(model) -> tuple | None:
+    try:
+        shape = tuple(model.input_shape)
+    except (AttributeError, ValueError):  # a model that was never built
+        return None
+    if shape and isinstance(shape[0], tuple):  # several inputs: leave it to Keras
+        return None
+    return tuple(shape[1:])
 
 
 def binary_scores(model, x) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 from typing import Any
 
 from forge_course.errors import ForgeError
@@ -132,19 +133,23 @@ def run_checks(
         try:
             problem = c.fn(values, params)
         except Exception as exc:  # noqa: BLE001 - the learner sees a message, not a traceback
-            out.append(
-                CheckResult(
-                    points=0,
-                    status="error",
-                    message=f"checking raised {type(exc).__name__}: {exc}",
-                    **base,
-                )
-            )
+            out.append(CheckResult(points=0, status="error", message=_plain(exc), **base))
             continue
         status = "passed" if problem is None else "failed"
         points = c.points if problem is None else 0.0
         out.append(CheckResult(points=points, status=status, message=problem or "", **base))
     return out
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain(exc: Exception) -> str:
+    """One readable line for an exception a check raised: no colour codes, no stack."""
+    text = ANSI.sub("", str(exc)).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first if len(first) <= 300 else first[:297] + "..."
+    return f"checking raised {type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _wrong_kind(the_task: Task, values: dict[str, Any]) -> str | None:

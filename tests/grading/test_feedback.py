@@ -209,3 +209,19 @@ def test_an_uncompiled_model_is_told_to_compile(shown):
     model = keras.Sequential([keras.Input(shape=(64,)), layers.Dense(10, "softmax")])
     check("ex02_1", digit_model=model)
     assert "compile the model" in shown[-1].results[1].message
+
+
+def test_a_model_of_the_wrong_shape_gets_one_plain_line(shown):
+    check("ex02_2", model=digit_model(), threshold=0.5)  # 64 inputs where 10 belong
+    for r in shown[-1].results:
+        assert r.status in ("failed", "error") and "\n" not in r.message
+        assert "\x1b[" not in r.message and "inputs shaped (None, 64)" in r.message
+
+
+def test_an_exception_becomes_one_line_without_colour_codes():
+    def explodes(values, params):
+        raise ValueError("\x1b[31mfirst line\x1b[0m\n  second line\n  third line")
+
+    task = spec.Task("ex99_1", "apply", "demo", {"x": "scalar"}, (spec.Check("x", explodes),))
+    (result,) = run_checks(task, {"x": 1}, {})
+    assert result.message == "checking raised ValueError: first line"
