@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -38,11 +39,20 @@ run `forge-course assign` (or `make assign`); `make test` fails when this folder
 """
 
 
-def _assigned_names(code: str) -> list[str]:
+def _assigned_names(code: str, where: str, first_line: int) -> list[str]:
+    """The names an answer region assigns; an answer that is not Python is refused.
+
+    Without parsing the answer, the exercise would silently lose its ``name = ...``
+    placeholders, so ``check`` could never say "not answered yet".
+    """
     try:
         tree = ast.parse(code)
-    except SyntaxError:
-        return []
+    except SyntaxError as exc:
+        line = first_line + (exc.lineno or 1) - 1
+        raise GradingError(
+            f"{where}: the answer region is not Python ({exc.msg}, line {line} of the cell); "
+            "fix the solution so it runs, then run forge-course assign again"
+        ) from None
     names: list[str] = []
     for stmt in tree.body:
         targets = []
@@ -105,7 +115,7 @@ def _strip_cell(source: str, where: str) -> str:
             continue
         body = "\n".join(line[len(indent) :] for line in region)
         out.append(f"{indent}# YOUR CODE HERE: {hint}")
-        names = _assigned_names(body)
+        names = _assigned_names(body, where, i + 2)
         out += [f"{indent}{n} = ..." for n in names] or [f"{indent}pass"]
         i = j + 1
     return "\n".join(out)
@@ -116,6 +126,16 @@ def make_exercise(solution: nbformat.NotebookNode, where: str = "") -> nbformat.
     nb = copy.deepcopy(solution)
     found = False
     for k, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" and any(
+            BEGIN.match(line) or END.match(line) or GIVEN.match(line)
+            for line in cell.source.splitlines()
+        ):
+            raise GradingError(
+                f"{where} cell {k}: a ### BEGIN SOLUTION / ### END SOLUTION / ### GIVEN line in "
+                f"a {cell.cell_type} cell would be copied into the exercise, answer included; "
+                "answer regions belong in code cells (move the answer into a code cell, or "
+                "reword the line so it does not start with the marker)"
+            )
         if cell.cell_type == "code" and (
             "### BEGIN SOLUTION" in cell.source or "### END" in cell.source
         ):
@@ -137,13 +157,55 @@ class AssignResult:
     stale: list[str]  # files that differ from what assign would write (or extra/missing)
 
 
+def _folder(path: Path, flag: str, what: str) -> None:
+    """Refuse a path that is a file where a folder is wanted, saying so plainly."""
+    if path.exists() and not path.is_dir():
+        kind = "a notebook" if path.suffix == ".ipynb" else "a file"
+        raise GradingError(
+            f"{flag} {path}: is {kind}, not a folder; give the folder {what} "
+            f"(for example {flag} {path.parent if path.suffix == '.ipynb' else flag[2:]})"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GradingError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
+
+
+def _write_all(files: dict[Path, str]) -> list[Path]:
+    """Write every file or none: each goes to a temporary file first, then all are renamed."""
+    temps: dict[Path, Path] = {}
+    try:
+        for dest, text in files.items():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.assign-tmp")
+            temps[dest] = tmp
+            tmp.write_text(text)
+    except OSError as exc:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+        raise GradingError(
+            f"cannot write {exc.filename}: {exc.strerror}; nothing was written"
+        ) from None
+    for dest, tmp in temps.items():
+        os.replace(tmp, dest)
+    return list(files)
+
+
 def assign(solutions: Path, exercises: Path, *, check: bool = False) -> AssignResult:
-    """Write (or with ``check=True`` only compare) ``exercises/`` from ``solutions/``."""
+    """Write (or with ``check=True`` only compare) ``exercises/`` from ``solutions/``.
+
+    Every exercise is built before any is written, so a broken solution leaves
+    ``exercises/`` as it was rather than half rewritten.
+    """
     solutions, exercises = Path(solutions), Path(exercises)
+    _folder(solutions, "--solutions", "that holds the solution notebooks")
+    _folder(exercises, "--exercises", "the exercise notebooks go in")
     sources = sorted(solutions.glob("*.ipynb"))
     if not sources:
         raise GradingError(f"no solution notebooks in {solutions}/")
-    written, stale = [], []
+    files: dict[Path, str] = {}
+    stale: list[str] = []
     for src in sources:
         try:
             nb = nbformat.read(src, as_version=4)
@@ -151,20 +213,15 @@ def assign(solutions: Path, exercises: Path, *, check: bool = False) -> AssignRe
             raise GradingError(f"{src}: not a readable notebook ({exc})") from None
         text = nbformat.writes(make_exercise(nb, str(src))) + "\n"
         dest = exercises / src.name
-        current = dest.read_text() if dest.exists() else None
+        current = dest.read_text() if dest.is_file() else None
         if current != text:
             stale.append(str(dest))
-            if not check:
-                exercises.mkdir(parents=True, exist_ok=True)
-                dest.write_text(text)
-                written.append(dest)
+            files[dest] = text
     for extra in sorted(set(exercises.glob("*.ipynb")) - {exercises / s.name for s in sources}):
         stale.append(f"{extra} (no solution of that name)")
     readme = exercises / "README.md"
-    if not readme.exists() or readme.read_text() != README:
+    if not readme.is_file() or readme.read_text() != README:
         stale.append(str(readme))
-        if not check:
-            exercises.mkdir(parents=True, exist_ok=True)
-            readme.write_text(README)
-            written.append(readme)
+        files[readme] = README
+    written = [] if check else _write_all(files)
     return AssignResult(written, stale)

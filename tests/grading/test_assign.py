@@ -111,3 +111,53 @@ def test_check_names_stale_files_and_assign_fixes_them(tmp_path):
 def test_missing_solutions_folder_is_a_usage_error(tmp_path):
     result = run_cli("assign", "--solutions", str(tmp_path / "none"))
     assert result.returncode == 2 and "no solution notebooks" in result.stderr
+
+
+def test_an_answer_that_is_not_python_is_refused_with_its_cell():
+    nb = notebook("x = 1", "y = 2\n### BEGIN SOLUTION\nmodel = make(\nacc = 1\n### END SOLUTION")
+    with pytest.raises(GradingError, match=r"solutions/demo.ipynb cell 1: the answer region is"):
+        make_exercise(nb, "solutions/demo.ipynb")
+
+
+def test_answers_inside_functions_still_parse():
+    nb = notebook("for i in x:\n    ### BEGIN SOLUTION\n    total = i\n    continue\n"
+                  "    ### END SOLUTION")  # fmt: skip
+    assert "total = ..." in make_exercise(nb, "demo").cells[0].source
+
+
+@pytest.mark.parametrize("marker", ["### BEGIN SOLUTION", "### END SOLUTION", "### GIVEN"])
+def test_markers_in_markdown_cells_are_refused(marker):
+    nb = notebook("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"Answer:\n{marker}\nThe secret is 42."))
+    with pytest.raises(GradingError, match=r"demo.ipynb cell 1: .* markdown cell"):
+        make_exercise(nb, "solutions/demo.ipynb")
+    nb.cells[1].source = "Mark answers with `### BEGIN SOLUTION` in code cells."
+    make_exercise(nb, "solutions/demo.ipynb")  # a mention inside the text is fine
+
+
+def test_a_broken_solution_leaves_every_exercise_unwritten(tmp_path):
+    sol, ex = tmp_path / "solutions", tmp_path / "exercises"
+    sol.mkdir()
+    good = notebook("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")
+    nbformat.write(good, sol / "01_good.ipynb")
+    nbformat.write(notebook("### BEGIN SOLUTION\nx = (\n### END SOLUTION"), sol / "02_bad.ipynb")
+    with pytest.raises(GradingError, match="02_bad.ipynb cell 0"):
+        assign(sol, ex)
+    assert not ex.exists() or not list(ex.iterdir())
+    (sol / "02_bad.ipynb").unlink()
+    assert assign(sol, ex).written == [ex / "01_good.ipynb", ex / "README.md"]
+    assert sorted(p.name for p in ex.iterdir()) == ["01_good.ipynb", "README.md"]
+
+
+def test_folders_given_as_files_are_usage_errors(tmp_path):
+    notebook_file = tmp_path / "02_sequential_api.ipynb"
+    shutil.copy(ROOT / "solutions" / "02_sequential_api.ipynb", notebook_file)
+    result = run_cli("assign", "--solutions", str(notebook_file))
+    assert result.returncode == 2
+    assert "is a notebook, not a folder" in result.stderr and "--solutions" in result.stderr
+    a_file = tmp_path / "exercises.txt"
+    a_file.write_text("")
+    with pytest.raises(GradingError, match=r"--exercises .*exercises.txt: is a file, not a folder"):
+        assign(ROOT / "solutions", a_file)
+    with pytest.raises(GradingError, match="is a file, not a folder"):
+        assign(ROOT / "solutions", a_file / "sub")
