@@ -25,7 +25,7 @@ from typing import Any
 import nbformat
 
 from forge_course.errors import ExecutionError, GradingError
-from forge_course.grading import procs, worker
+from forge_course.grading import params, procs, worker
 from forge_course.grading.report import Gradebook
 from forge_course.grading.results import GradeOptions, Submission, SubmissionResult
 from forge_course.grading.spec import exercises, load_checks
@@ -84,13 +84,19 @@ def _options(out, jobs, timeout, checks_dir, overrides, progress, only) -> Grade
             raise GradingError(f"--exercise {name}: unknown; known: {', '.join(sorted(known))}")
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise GradingError(f"--timeout {timeout}: give a positive, finite number of seconds")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise GradingError(
+            f"--jobs {jobs}: give a whole number of workers, 1 or more "
+            f"(or leave --jobs out to use one per core, {os.cpu_count() or 1} here)"
+        )
+    _check_out(Path(out))
     return GradeOptions(
         out=Path(out),
         overrides=overrides,
         timeout=timeout,
         checks_dir=Path(checks_dir) if checks_dir is not None else None,
         only=tuple(only or ()),
-        jobs=max(1, jobs or os.cpu_count() or 1),
+        jobs=jobs or os.cpu_count() or 1,
         progress=progress,
     )
 
@@ -107,6 +113,23 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
         ok = isinstance(value, want) or (want is float and isinstance(value, int))
         if not ok or isinstance(value, bool) != (want is bool):
             raise GradingError(f"-p {name} {value!r}: {name} takes a {want.__name__}")
+        wrong = params.problem(name, value)
+        if wrong:
+            raise GradingError(f"-p {name} {value!r}: {wrong}")
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder, or a path where one can be made."""
+    if out.exists() and not out.is_dir():
+        raise GradingError(
+            f"--out {out}: is a file, not a folder; give a folder for the gradebook "
+            "(it is created if missing)"
+        )
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GradingError(f"--out {out}: {parent} is a file, not a folder")
+            break
 
 
 def discover(paths: list[Path]) -> list[Submission]:
