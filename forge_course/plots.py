@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from forge_course.errors import WidgetInputError
+
 __all__ = ["plot_confusion_matrix", "plot_history", "show_images"]
 
 
@@ -29,7 +31,8 @@ def plot_history(history, *, metrics: Sequence[str] | None = None, title: str | 
 
     Args:
         history: what ``model.fit()`` returned, or its ``.history`` dictionary.
-        metrics: which metrics to draw (default: every metric that is not ``val_*``).
+        metrics: which metrics to draw, one name or a list (default: every metric that
+            is not ``val_*``).
         title: an optional title over the panels.
 
     The best validation epoch of each panel is marked, since that is the model you
@@ -38,6 +41,8 @@ def plot_history(history, *, metrics: Sequence[str] | None = None, title: str | 
     import matplotlib.pyplot as plt
 
     hist = _history_dict(history)
+    if isinstance(metrics, str):
+        metrics = [metrics]
     names = list(metrics) if metrics else [k for k in hist if not k.startswith("val_")]
     unknown = [m for m in names if m not in hist]
     if unknown:
@@ -71,23 +76,34 @@ def show_images(
     class_names: Sequence[str] | None = None,
     *,
     n: int = 16,
-    predictions: Sequence[int] | None = None,
+    predictions=None,
     cols: int = 8,
 ):
     """Show the first ``n`` images in a grid, titled with labels (and predictions).
 
-    A prediction that disagrees with its label is titled in red.
+    ``predictions`` are class numbers, or what ``model.predict`` returns: one row of
+    class probabilities per image (the likeliest class is taken), or one probability
+    of class 1 per image for a binary model. A prediction that disagrees with its label
+    is titled in red.
     """
     import matplotlib.pyplot as plt
 
+    if isinstance(cols, bool) or not isinstance(cols, int | np.integer) or cols < 1:
+        raise WidgetInputError(f"show_images: cols={cols!r}; give a whole number, 1 or more")
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim != 3:
-        raise ValueError(f"show_images needs images shaped (n, h, w), got {images.shape}")
+        raise WidgetInputError(f"show_images needs images shaped (n, h, w), got {images.shape}")
     n = min(n, len(images))
     if n == 0:
-        raise ValueError("show_images got no images to show")
+        raise WidgetInputError("show_images got no images to show")
+    if labels is not None and len(labels) < n:
+        raise WidgetInputError(
+            f"show_images: {len(labels)} labels for {n} images; pass one label per image"
+        )
+    if predictions is not None:
+        predictions = _classes(predictions, n)
     cols = min(cols, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False)
@@ -107,6 +123,32 @@ def show_images(
         ax.set_title(name, fontsize=8, color=color)
     fig.tight_layout()
     return fig
+
+
+def _classes(predictions, n: int) -> np.ndarray:
+    """Class numbers from class numbers, probability rows, or binary probabilities."""
+    given = np.asarray(predictions)
+    expected = (
+        "pass class numbers, shape (n,), or what model.predict returns: probabilities "
+        "shaped (n, classes), or (n,) / (n, 1) for a binary model"
+    )
+    if given.dtype.kind not in "biuf" or given.ndim not in (1, 2):
+        raise WidgetInputError(
+            f"show_images: predictions shaped {given.shape} ({given.dtype}); {expected}"
+        )
+    if len(given) < n:
+        raise WidgetInputError(
+            f"show_images: {len(given)} predictions for {n} images; pass one per image"
+        )
+    if given.ndim == 2:
+        if given.shape[1] > 1:
+            return np.argmax(given, axis=1)
+        given = given[:, 0]
+    if given.dtype.kind == "f" and not np.all(given == np.round(given)):
+        if np.all((given >= 0) & (given <= 1)):
+            return (given >= 0.5).astype(int)  # a binary model's probability of class 1
+        raise WidgetInputError(f"show_images: predictions are not whole numbers; {expected}")
+    return given.astype(int)
 
 
 def plot_confusion_matrix(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from forge_course import plots
+from forge_course.errors import WidgetInputError
 
 matplotlib.use("Agg")
 
@@ -54,6 +55,47 @@ def test_show_images_marks_wrong_predictions_in_red():
     assert titles[1][0].startswith("c") and titles[1][1] == "red"
     with pytest.raises(ValueError, match=r"shaped \(n, h, w\)"):
         plots.show_images(np.zeros((4, 4)))
+
+
+def test_history_takes_a_single_metric_name():
+    fig = plots.plot_history(HISTORY, metrics="loss")
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss"]
+    with pytest.raises(KeyError, match="no metric 'auc'"):
+        plots.plot_history(HISTORY, metrics="auc")
+
+
+def titles(fig, n=3):
+    return [(ax.get_title(), ax.title.get_color()) for ax in fig.axes[:n]]
+
+
+def test_show_images_takes_probabilities_as_predictions():
+    images = np.zeros((3, 8, 8))
+    probs = np.array([[0.9, 0.05, 0.05], [0.1, 0.2, 0.7], [0.2, 0.1, 0.7]], dtype="float32")
+    fig = plots.show_images(images, [0, 1, 2], ["a", "b", "c"], predictions=probs)
+    assert titles(fig) == titles(
+        plots.show_images(images, [0, 1, 2], ["a", "b", "c"], predictions=[0, 2, 2])
+    )
+    binary = plots.show_images(images, [0, 1, 1], predictions=np.array([[0.2], [0.8], [0.3]]))
+    assert [t for t, _ in titles(binary)] == ["0", "1", "0\n(true 1)"]
+    assert titles(binary)[2][1] == "red"
+
+
+@pytest.mark.parametrize(
+    "kwargs, problem",
+    [
+        ({"cols": 0}, "cols=0; give a whole number, 1 or more"),
+        ({"cols": -2}, "cols=-2"),
+        ({"predictions": [0.5, 1.5, 2.5]}, "not whole numbers; pass class numbers"),
+        ({"predictions": np.zeros((3, 2, 2))}, r"predictions shaped \(3, 2, 2\)"),
+        ({"predictions": ["a", "b", "c"]}, "predictions shaped"),
+        ({"predictions": [0, 1]}, "2 predictions for 3 images"),
+    ],
+)
+def test_show_images_says_what_it_expects(kwargs, problem):
+    with pytest.raises(WidgetInputError, match=problem):
+        plots.show_images(np.zeros((3, 8, 8)), [0, 1, 2], **kwargs)
+    with pytest.raises(WidgetInputError, match="2 labels for 3 images"):
+        plots.show_images(np.zeros((3, 8, 8)), [0, 1])
 
 
 def test_confusion_matrix_shows_counts_and_row_shares():
