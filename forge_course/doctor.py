@@ -16,7 +16,7 @@ import sys
 
 from forge_course.config import home
 
-__all__ = ["Check", "DoctorReport", "SUPPORTED_PYTHON", "doctor"]
+__all__ = ["Check", "DoctorReport", "SUPPORTED_PYTHON", "backend_problem", "doctor"]
 
 SUPPORTED_PYTHON = ((3, 10), (3, 13))
 DISTRIBUTION = "forge-course"
@@ -78,6 +78,7 @@ def doctor(*, kernel_name: str = "python3") -> DoctorReport:
         ("Jupyter kernel", lambda: _check_kernel(kernel_name)),
     ]
     checks = []
+    _probed.clear()  # probe TensorFlow afresh on each run
     for name, step in steps:
         try:
             found = step()
@@ -144,35 +145,165 @@ def _check_packages() -> list[Check]:
     return [Check("packages", "ok", f"{len(reqs)} requirements met")]
 
 
-def _configured_backend() -> str:
-    """The backend Keras will pick: $KERAS_BACKEND, else keras.json, else tensorflow."""
+KERAS_JSON_CHOICES = {
+    "floatx": ("float16", "float32", "float64"),
+    "image_data_format": ("channels_last", "channels_first"),
+}
+STARTUP_NOTE = (
+    "Lines TensorFlow prints as it starts (absl, oneDNN, cuInit, CUDA drivers) are "
+    "harmless notices, not errors."
+)
+
+
+def _keras_json_problem() -> str:
+    """What is wrong with keras.json ("" when it is absent or fine), as Keras would see it."""
+    import json
+
+    path = home() / "keras.json"
+    if not path.is_file():
+        return ""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{path} cannot be read ({exc})"
+    except ValueError as exc:
+        return f"{path} is not valid JSON ({exc})"
+    if not isinstance(config, dict):
+        return f"{path} holds a {type(config).__name__}, not a JSON object of settings"
+    backend = config.get("backend", "tensorflow")
+    if not isinstance(backend, str):
+        return f'{path} sets "backend" to {backend!r}, not a name such as "tensorflow"'
+    for key, choices in KERAS_JSON_CHOICES.items():
+        if key in config and config[key] not in choices:
+            return f'{path} sets "{key}" to {config[key]!r}, not one of {", ".join(choices)}'
+    if "epsilon" in config and not isinstance(config["epsilon"], float):
+        return f'{path} sets "epsilon" to {config["epsilon"]!r}, not a number such as 1e-07'
+    return ""
+
+
+def _keras_json_fix() -> str:
+    return f"fix {home() / 'keras.json'} or delete it (Keras writes a fresh one when it loads)"
+
+
+def _backend_setting() -> tuple[str, str]:
+    """The backend Keras will pick and the setting that picks it."""
     import json
 
     if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
+        return os.environ["KERAS_BACKEND"], f"KERAS_BACKEND={os.environ['KERAS_BACKEND']}"
+    path = home() / "keras.json"
     try:
-        return json.loads((home() / "keras.json").read_text()).get("backend", "tensorflow")
+        backend = json.loads(path.read_text()).get("backend", "tensorflow")
     except (OSError, ValueError, AttributeError):
-        return "tensorflow"
+        return "tensorflow", "the default"
+    return str(backend), f'"backend" in {path}'
+
+
+def _configured_backend() -> str:
+    """The backend Keras will pick: $KERAS_BACKEND, else keras.json, else tensorflow."""
+    return _backend_setting()[0]
+
+
+def _backend_fix() -> str:
+    return (
+        "this course runs Keras on TensorFlow: unset KERAS_BACKEND (or set the "
+        f"backend in {home() / 'keras.json'} to tensorflow), then restart the kernel"
+    )
+
+
+def backend_problem() -> str:
+    """Say why Keras cannot run this course's TensorFlow code here ("" when it can).
+
+    Reads the settings only (``KERAS_BACKEND``, ``keras.json``) unless Keras is already
+    imported, in which case it asks Keras; it never imports Keras or TensorFlow.
+    """
+    if "keras" in sys.modules:
+        backend = sys.modules["keras"].backend.backend()
+        if backend != "tensorflow":
+            return f"Keras is running on the {backend!r} backend; {_backend_fix()}"
+        return ""
+    problem = _keras_json_problem()
+    if problem:
+        return f"{problem}; {_keras_json_fix()}"
+    backend, setting = _backend_setting()
+    if backend != "tensorflow":
+        return f"Keras is configured for the {backend!r} backend ({setting}); {_backend_fix()}"
+    return ""
+
+
+_PROBE = """
+import json
+import keras
+import tensorflow as tf
+gpus = [g.name for g in tf.config.list_physical_devices("GPU")]
+print(json.dumps({"tensorflow": tf.__version__, "keras": keras.__version__,
+                  "backend": keras.backend.backend(), "gpus": gpus}))
+"""
+_probed: dict = {}  # one out-of-process probe per doctor() run
+
+
+def _tensorflow_facts() -> dict:
+    """TensorFlow's and Keras's versions, the backend and the GPUs, without writing.
+
+    When this process has TensorFlow and Keras loaded already, ask them. Otherwise ask a
+    child Python: importing Keras creates ``$KERAS_HOME`` and a ``keras.json`` when they
+    are missing, and TensorFlow prints start-up lines on stderr, so the child gets a
+    throwaway Keras home in that case and its stderr is kept (shown only if it fails).
+    """
+    if "tensorflow" in sys.modules and "keras" in sys.modules:
+        import keras
+        import tensorflow as tf
+
+        gpus = [g.name for g in tf.config.list_physical_devices("GPU")]
+        return {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "backend": keras.backend.backend(),
+            "gpus": gpus,
+            "note": STARTUP_NOTE,
+        }
+    if not _probed:
+        _probed.update(_probe_tensorflow())
+    return _probed
+
+
+def _probe_tensorflow() -> dict:
+    import json
+    import tempfile
+
+    real = home()
+    with tempfile.TemporaryDirectory(prefix="forge-doctor-") as scratch:
+        keras_home = real
+        if not (real / "keras.json").is_file():  # Keras would write it, and maybe the folder
+            keras_home = os.path.join(scratch, "keras")
+        env = os.environ | {"KERAS_HOME": str(keras_home)}
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, timeout=300
+        )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise ImportError(lines[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _check_tensorflow() -> Check:
+    problem = _keras_json_problem()
+    if problem:
+        return Check("TensorFlow", "fail", problem, _keras_json_fix())
     configured = _configured_backend()
     if configured != "tensorflow":
         return Check(
             "TensorFlow",
             "fail",
             f"Keras is configured for the {configured!r} backend",
-            "this course runs Keras on TensorFlow: unset KERAS_BACKEND (or set the "
-            f"backend in {home() / 'keras.json'} to tensorflow), then restart the kernel",
+            _backend_fix(),
         )
     try:
-        import keras
-        import tensorflow as tf
+        facts = _tensorflow_facts()
     except Exception as exc:  # noqa: BLE001 - the report shows whatever broke
         return Check("TensorFlow", "fail", f"import failed: {exc}", "run `make install`")
-    backend = keras.backend.backend()
-    detail = f"TensorFlow {tf.__version__}, Keras {keras.__version__}, backend {backend}"
+    backend = facts["backend"]
+    detail = f"TensorFlow {facts['tensorflow']}, Keras {facts['keras']}, backend {backend}"
     if backend != "tensorflow":
         return Check(
             "TensorFlow",
@@ -181,18 +312,16 @@ def _check_tensorflow() -> Check:
             "this course runs Keras on TensorFlow: unset KERAS_BACKEND "
             "or set it to tensorflow, then restart the kernel",
         )
-    return Check("TensorFlow", "ok", detail)
+    return Check("TensorFlow", "ok", detail, facts.get("note", ""))
 
 
 def _check_gpu() -> Check:
     try:
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
+        gpus = _tensorflow_facts()["gpus"]
     except Exception as exc:  # noqa: BLE001
         return Check("GPU", "warn", f"could not ask TensorFlow for GPUs: {exc}")
     if gpus:
-        return Check("GPU", "ok", f"{len(gpus)} visible: " + ", ".join(g.name for g in gpus))
+        return Check("GPU", "ok", f"{len(gpus)} visible: " + ", ".join(gpus))
     if shutil.which("nvidia-smi"):
         hint = (
             "an NVIDIA driver is present but TensorFlow sees no GPU: install the CUDA build "
@@ -220,6 +349,16 @@ def _check_cache() -> Check:
             f"{root} cannot be written",
             "set KERAS_HOME to a writable folder, or fix the folder's permissions",
         )
+    for name in (n for n, present in status.items() if present):
+        for path in data._cache_files(name):
+            problem = _cache_file_problem(name, path)
+            if problem:
+                return Check(
+                    "dataset cache",
+                    "fail",
+                    f"the cached file {path} is corrupt: {problem}",
+                    f"delete {path} and run `forge-course fetch-data {name}` while online",
+                )
     cached = [name for name, ok in status.items() if ok]
     missing = [name for name, ok in status.items() if not ok]
     detail = f"{root}: " + (("cached " + ", ".join(cached)) if cached else "nothing cached")
@@ -232,6 +371,60 @@ def _check_cache() -> Check:
             "instead; run `forge-course fetch-data` while online for the real data",
         )
     return Check("dataset cache", "ok", detail)
+
+
+def _cache_file_problem(name: str, path) -> str:
+    """Why ``load`` would reject this cache file ("" when it looks whole), read cheaply.
+
+    mnist.npz is checked against the SHA-256 that Keras publishes; each gzipped IDX file
+    of Fashion-MNIST by its gzip header, its IDX header and the length the gzip trailer
+    records, which a truncated download gets wrong.
+    """
+    import gzip
+    import hashlib
+    import zlib
+
+    from forge_course import data
+
+    if name == "mnist":
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                return "not an .npz (zip) file"
+            f.seek(0)
+            sha = hashlib.sha256()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                sha.update(block)
+            digest = sha.hexdigest()
+        if digest != data.MNIST_SHA256:
+            return f"its SHA-256 is {digest[:12]}..., not the published {data.MNIST_SHA256[:12]}..."
+        return ""
+    images = "images" in path.name
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return "not a gzip file"
+        f.seek(0, os.SEEK_END)
+        if f.tell() < 18:
+            return "too short for a gzip file"
+        f.seek(-4, os.SEEK_END)
+        recorded = int.from_bytes(f.read(4), "little")  # uncompressed size mod 2**32
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(16 if images else 8)
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"its gzip data cannot be read ({exc})"
+    magic = 2051 if images else 2049
+    if len(head) < (16 if images else 8) or int.from_bytes(head[:4], "big") != magic:
+        return f"not an IDX {'image' if images else 'label'} file"
+    count = int.from_bytes(head[4:8], "big")
+    size = 16 + count * int.from_bytes(head[8:12], "big") * int.from_bytes(head[12:16], "big")
+    if not images:
+        size = 8 + count
+    if size % 2**32 != recorded:
+        return (
+            f"its IDX header promises {size:,} bytes but its gzip trailer records "
+            f"{recorded:,}: the download was cut short or altered"
+        )
+    return ""
 
 
 def _check_kernel(name: str) -> Check:

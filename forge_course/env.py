@@ -7,11 +7,13 @@ because lessons import them from this module (``from forge_course.env import doc
 
 from __future__ import annotations
 
+import numbers
 import platform
 import random
 
 from forge_course.config import home, offline
-from forge_course.doctor import doctor
+from forge_course.doctor import backend_problem, doctor
+from forge_course.errors import ForgeError
 
 __all__ = ["describe", "doctor", "environment_line", "home", "offline", "setup"]
 
@@ -27,7 +29,20 @@ def setup(seed: int = 42, *, deterministic: bool = False, verbose: bool = True) 
 
     Returns:
         The dictionary from :func:`describe`, plus ``seed`` and ``deterministic``.
+
+    Raises:
+        ForgeError: ``seed`` is not an integer from 0 to 2**32 - 1, or Keras is set up
+            for a backend other than TensorFlow.
     """
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ForgeError(
+            f"seed must be a non-negative integer below 2**32, got {seed!r}; "
+            "pass a whole number such as setup(seed=42)"
+        )
+    seed = int(seed)
+    problem = backend_problem()  # before importing Keras, which would fail with a traceback
+    if problem:
+        raise ForgeError(problem)
     import keras
     import numpy as np
 

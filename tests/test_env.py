@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
+import pytest
 
 from forge_course import env
+from forge_course.errors import ForgeError
 
 
 def draw():
@@ -66,3 +69,23 @@ def test_setup_can_switch_on_op_determinism():
         assert "deterministic ops" in env.environment_line(info)
     finally:
         config.disable_op_determinism()
+
+
+@pytest.mark.parametrize("seed", ["abc", -1, 2.5, True, 2**32, None])
+def test_setup_rejects_a_seed_that_is_not_a_non_negative_integer(seed):
+    with pytest.raises(ForgeError, match=r"seed must be a non-negative integer.*got"):
+        env.setup(seed=seed, verbose=False)
+
+
+def test_setup_accepts_numpy_integers():
+    assert env.setup(seed=np.int64(3), verbose=False)["seed"] == 3
+
+
+def test_setup_diagnoses_a_foreign_backend_instead_of_a_traceback(monkeypatch, keras_home):
+    monkeypatch.delitem(sys.modules, "keras")  # as in a fresh kernel: Keras not loaded yet
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    with pytest.raises(ForgeError) as caught:
+        env.setup(seed=1, verbose=False)
+    message = str(caught.value)
+    assert "'jax' backend (KERAS_BACKEND=jax)" in message and "unset KERAS_BACKEND" in message
+    assert "restart the kernel" in message
