@@ -2,18 +2,25 @@
 
 ``load(name)`` returns a :class:`Dataset` and prints one line saying where the data came
 from. Images come from Keras's own cache (``$KERAS_HOME/datasets``, the files that
-``keras.datasets`` writes); when they are not cached, they are downloaded through
-``keras.utils.get_file`` unless ``FORGE_COURSE_OFFLINE=1``. Offline with an empty cache,
-or when the download fails, scikit-learn's bundled handwritten digits stand in, and a
-notice says so: the course never swaps data silently.
+``keras.datasets`` writes); when they are not cached, they are downloaded into those same
+files (Keras's names and checksums) unless ``FORGE_COURSE_OFFLINE=1``. A download gives up
+on a server that does not connect within ``CONNECT_TIMEOUT`` seconds or goes silent for
+``STALL_TIMEOUT``. Offline with an empty cache, with a cache that cannot be written, or
+when the download fails, scikit-learn's bundled handwritten digits stand in, and a notice
+says so: the course never swaps data silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
+import http.client
 import os
 import sys
+import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
@@ -51,6 +58,8 @@ FASHION_FILES = {
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "digits")
 TABULAR_DATASETS = ("breast_cancer",)
 DOWNLOADABLE = ("fashion_mnist", "mnist")
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the mirror
+STALL_TIMEOUT = 8.0  # seconds without a byte from the mirror before a download gives up
 
 
 @dataclasses.dataclass
@@ -139,12 +148,19 @@ def load(
         verbose: print the one-line summary (a stand-in's notice prints regardless).
 
     Raises:
-        DatasetError: ``name`` is unknown.
-        CacheError: a cache file is corrupt, or the cache folder cannot be written.
+        DatasetError: ``name`` is unknown, or a limit is not a whole number.
+        CacheError: a cache file is corrupt.
     """
-    key = name.strip().lower().replace("-", "_")
-    if key not in names():
-        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}")
+    key = _key(name, names())
+    for split, limit in (("train", max_train), ("test", max_test)):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
+        ):
+            raise DatasetError(
+                f"max_{split} must be a whole number or None, got {limit!r} "
+                f"({type(limit).__name__}); for example max_{split}=1000"
+            )
+    _warn_about_backend()
     if key == "digits":
         ds = _digits()
     elif key == "breast_cancer":
@@ -165,11 +181,9 @@ def fetch(name: str) -> Path:
     Returns the cached path. Raises :class:`CacheError` when the cache cannot be
     written and :class:`DatasetError` when the download fails or the name is unknown.
     """
-    key = name.strip().lower().replace("-", "_")
+    key = _key(name, names(), fetchable=True)
     if key not in DOWNLOADABLE:
-        if key in names():
-            return Path("(bundled with scikit-learn)")
-        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}")
+        return Path("(bundled with scikit-learn)")
     root = cache_dir()
     if not cache_writable(root):
         raise CacheError(
@@ -182,15 +196,45 @@ def fetch(name: str) -> Path:
         )
     try:
         _download(key)
-    except CacheError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - network, proxy or checksum trouble
+    except DownloadError as exc:
         raise DownloadError(
-            f"downloading {key} failed ({type(exc).__name__}: {exc}); check the network "
-            "connection or proxy and run `forge-course fetch-data` again"
+            f"{exc}; check the network connection or proxy and run "
+            f"`forge-course fetch-data {key}` again"
         ) from None
     _read_cache(key)  # prove the files are whole
     return _cache_files(key)[0].parent
+
+
+def _key(name: object, choices: tuple[str, ...], *, fetchable: bool = False) -> str:
+    """The canonical form of a dataset name, or a DatasetError listing the choices."""
+    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else None
+    if key in choices:
+        return key
+    if fetchable:
+        bundled = [n for n in names() if n not in DOWNLOADABLE]
+        raise DatasetError(
+            f"unknown dataset {name!r}; fetch-data downloads: {', '.join(DOWNLOADABLE)} "
+            f"({' and '.join(bundled)} ship with scikit-learn and need no download)"
+        )
+    raise DatasetError(
+        f"unknown dataset {name!r}; choose one of: {', '.join(choices)} "
+        '(a name in quotes, for example load("fashion_mnist"))'
+    )
+
+
+def _warn_about_backend() -> None:
+    """Say so when Keras is set up for another backend: the lesson's imports will fail."""
+    from forge_course.doctor import _configured_backend
+
+    backend = _configured_backend()
+    if backend != "tensorflow":
+        print(
+            f"NOTICE: Keras is configured for the {backend!r} backend (KERAS_BACKEND or "
+            f"{home() / 'keras.json'}), but this course runs Keras on TensorFlow: unset "
+            "KERAS_BACKEND or set it to tensorflow (`export KERAS_BACKEND=tensorflow`), "
+            "then restart the kernel.",
+            file=sys.stderr,
+        )
 
 
 # --------------------------------------------------------------------------- images
@@ -213,33 +257,107 @@ def _image_dataset(name: str) -> Dataset:
         return _stand_in(name, why)
     try:
         _download(name)
-    except CacheError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failed download falls back, loudly
-        return _stand_in(name, f"downloading {name} failed ({type(exc).__name__}: {exc})")
+    except CacheError as exc:
+        why = (
+            f"{exc}, so {name} cannot be downloaded (or set FORGE_COURSE_OFFLINE=1 to "
+            "skip the download)"
+        )
+        return _stand_in(name, why)
+    except DownloadError as exc:
+        return _stand_in(name, str(exc))
     arrays = _read_cache(name)
     return Dataset(name, *arrays, classes, "download", str(files[0].parent))
 
 
 def _download(name: str) -> None:
-    import keras
+    """Download ``name``'s missing files into the Keras cache, under Keras's file names.
 
+    Raises :class:`CacheError` when the cache cannot be written and
+    :class:`DownloadError` when the mirror fails, stalls or sends a wrong file.
+    """
     root = cache_dir()
+    unwritable = CacheError(
+        f"cannot write the dataset cache {root}; set KERAS_HOME to a writable folder"
+    )
     if not cache_writable(root):
-        raise CacheError(
-            f"cannot write the dataset cache {root}; set KERAS_HOME to a writable folder"
-        )
-    root.mkdir(parents=True, exist_ok=True)  # else keras quietly falls back to /tmp/.keras
-    home = str(root.parent)
+        raise unwritable
     if name == "mnist":
-        keras.utils.get_file(
-            "mnist.npz", ORIGIN + "mnist.npz", file_hash=MNIST_SHA256, cache_dir=home
-        )
-        return
-    for fname in FASHION_FILES.values():
-        keras.utils.get_file(
-            fname, ORIGIN + fname, cache_dir=home, cache_subdir="datasets/fashion-mnist"
-        )
+        todo = [("mnist.npz", root, MNIST_SHA256)]
+    else:
+        todo = [(f, root / "fashion-mnist", None) for f in FASHION_FILES.values()]
+    for fname, folder, sha256 in todo:
+        if (folder / fname).exists():
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            part = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{fname}.", delete=False)
+        except OSError:
+            raise unwritable from None
+        try:
+            with part:
+                _get(ORIGIN + fname, part, name)
+            if sha256 and _sha256(part.name) != sha256:
+                raise DownloadError(
+                    f"downloading {name} failed: {fname} from {ORIGIN} does not match its "
+                    "SHA-256 checksum (a proxy or captive portal may have answered instead)"
+                )
+            os.replace(part.name, folder / fname)
+        finally:
+            if os.path.exists(part.name):
+                os.unlink(part.name)
+
+
+def _get(url: str, out, name: str) -> None:
+    """Copy ``url`` into the open file ``out``, giving up on a silent or absent server."""
+    opener = urllib.request.build_opener(_StallHTTPHandler, _StallHTTPSHandler)
+    try:
+        with opener.open(url, timeout=CONNECT_TIMEOUT) as response:
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(exc, urllib.error.HTTPError):
+            why = f"the server answered HTTP {exc.code} for {url}"
+        elif isinstance(reason, TimeoutError):
+            why = (
+                f"the network stalled: {url} did not connect within {CONNECT_TIMEOUT:g} s "
+                f"or sent nothing for {STALL_TIMEOUT:g} s"
+            )
+        else:
+            why = f"{type(reason).__name__}: {reason} ({url})"
+        raise DownloadError(f"downloading {name} failed ({why})") from None
+
+
+class _StallHTTPConnection(http.client.HTTPConnection):
+    """Connects within the opener's timeout, then allows ``STALL_TIMEOUT`` between bytes."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(STALL_TIMEOUT)
+
+
+class _StallHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(STALL_TIMEOUT)
+
+
+class _StallHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_StallHTTPConnection, req)
+
+
+class _StallHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_StallHTTPSConnection, req, context=self._context)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_cache(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -249,8 +367,11 @@ def _read_cache(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = tuple(f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-            raise _corrupt(path, "mnist", exc) from None
+        except KeyError as exc:
+            raise _corrupt(path, "mnist", f"it has no array {exc}") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error):
+            # not numpy's own words: they invite allow_pickle=True, unsafe for a bad file
+            raise _corrupt(path, "mnist", "not a readable .npz archive") from None
         _check_pairs(path, "mnist", arrays)
         return arrays
     out = {}
@@ -287,10 +408,10 @@ def _read_idx(path: Path, *, images: bool) -> np.ndarray:
 def _check_pairs(path: Path, name: str, arrays: tuple) -> None:
     x_train, y_train, x_test, y_test = arrays
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise _corrupt(path, name, ValueError("images and labels differ in number"))
+        raise _corrupt(path, name, "images and labels differ in number")
 
 
-def _corrupt(path: Path, name: str, exc: BaseException) -> CacheError:
+def _corrupt(path: Path, name: str, exc: BaseException | str) -> CacheError:
     return CacheError(
         f"the cached file {path} is corrupt ({exc}); delete it and run "
         f"`forge-course fetch-data {name}` while online (offline, the digits stand in)"

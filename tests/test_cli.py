@@ -53,3 +53,10 @@ def test_grade_into_an_unwritable_place_exits_3(tmp_path):
     result = run_cli("grade", "solutions", "--out", str(blocker / "grades"))
     assert result.returncode == 3, result.stderr
     assert "check the path" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fetch_data_unknown_name_lists_only_downloadable_datasets():
+    result = run_cli("fetch-data", "nope")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "fetch-data downloads: fashion_mnist, mnist" in result.stderr
+    assert "digits and breast_cancer ship with scikit-learn" in result.stderr

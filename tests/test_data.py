@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -183,3 +185,128 @@ def test_fetch_reports_a_checksum_mismatch(keras_home, mirror):
     with pytest.raises(DatasetError, match="downloading mnist failed") as info:
         data.fetch("mnist")
     assert info.value.exit_code == 3
+
+
+@pytest.fixture
+def silent_server(monkeypatch):
+    """A real loopback TCP server that accepts every connection and never answers."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held, done = [], threading.Event()
+
+    def accept_forever():
+        server.settimeout(0.2)
+        while not done.is_set():
+            try:
+                held.append(server.accept()[0])  # keep it open, say nothing
+            except OSError:
+                continue
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    monkeypatch.setattr(data, "ORIGIN", f"http://127.0.0.1:{server.getsockname()[1]}/")
+    monkeypatch.delenv("FORGE_COURSE_OFFLINE", raising=False)
+    yield
+    done.set()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_stalled_server_falls_back_within_15_seconds(keras_home, silent_server, capsys):
+    import time
+
+    start = time.monotonic()
+    ds = data.load("mnist", verbose=False)
+    elapsed = time.monotonic() - start
+    print(f"stalled-network fallback took {elapsed:.1f} s", file=sys.__stderr__)
+    assert ds.stand_in and elapsed <= 15
+    err = capsys.readouterr().err
+    assert "NOTICE" in err and "stalled" in err and "fetch-data mnist" in err
+    assert not list((keras_home / "datasets").iterdir())  # no half-written file left
+
+
+def test_fetch_data_reports_a_stalled_server_and_exits_3(keras_home, silent_server, capsys):
+    import time
+
+    from forge_course.cli import main
+
+    start = time.monotonic()
+    code = main(["fetch-data", "mnist"])
+    assert time.monotonic() - start <= 15 and code == 3
+    err = capsys.readouterr().err
+    assert "network stalled" in err and "fetch-data mnist" in err
+
+
+@pytest.mark.parametrize("kind", ["a file", "read-only folder"])
+def test_unwritable_cache_online_falls_back_with_a_notice(tmp_path, monkeypatch, capsys, kind):
+    if kind == "a file":
+        blocker = tmp_path / "a_file"
+        blocker.write_text("")
+        keras = blocker
+    else:
+        keras = tmp_path / "ro"
+        keras.mkdir()
+
+        def refuse(*args, **kwargs):  # a read-only folder (root could write chmod 555 ones)
+            raise PermissionError(13, "Permission denied", str(keras / "datasets"))
+
+        monkeypatch.setattr(data.tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setenv("KERAS_HOME", str(keras))
+    monkeypatch.delenv("FORGE_COURSE_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "ORIGIN", "http://127.0.0.1:9/")  # never reached
+    ds = data.load("fashion_mnist", verbose=False)
+    err = capsys.readouterr().err
+    assert ds.stand_in and "NOTICE" in err
+    assert str(keras / "datasets") in err
+    assert "FORGE_COURSE_OFFLINE=1" in err and "KERAS_HOME" in err
+
+
+def test_a_non_tensorflow_backend_is_named_not_blamed_on_the_download(
+    keras_home, mirror, monkeypatch, capsys
+):
+    x = np.zeros((3, 28, 28), np.uint8)
+    np.savez(mirror / "mnist.npz", x_train=x, y_train=x[:, 0, 0], x_test=x, y_test=x[:, 0, 0])
+    monkeypatch.setattr(data, "MNIST_SHA256", data._sha256(mirror / "mnist.npz"))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    ds = data.load("mnist", verbose=False)
+    err = capsys.readouterr().err
+    assert ds.source == "download" and "downloading mnist failed" not in err
+    assert "'jax' backend" in err and "unset KERAS_BACKEND" in err and "tensorflow" in err
+
+
+@pytest.mark.parametrize("bad", [None, 42, ["mnist"]])
+def test_a_name_that_is_not_a_string_is_named_with_the_choices(bad):
+    with pytest.raises(DatasetError, match=rf"unknown dataset {re.escape(repr(bad))}.*digits"):
+        data.load(bad)
+
+
+@pytest.mark.parametrize("bad", ["100", 10.5, True])
+def test_a_limit_that_is_not_a_whole_number_is_named(bad):
+    with pytest.raises(
+        DatasetError, match=rf"max_train must be a whole number.*{re.escape(repr(bad))}"
+    ):
+        data.load("digits", max_train=bad, verbose=False)
+    assert len(data.load("digits", max_train=np.int64(5), verbose=False).x_train) == 5
+
+
+def test_a_npz_that_is_not_a_zip_is_called_corrupt_without_pickle_advice(keras_home, offline):
+    path = keras_home / "datasets" / "mnist.npz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"<html>captive portal</html>")
+    with pytest.raises(CacheError) as info:
+        data.load("mnist")
+    msg = str(info.value)
+    assert f"{path} is corrupt" in msg and "fetch-data mnist" in msg
+    assert "pickle" not in msg
+
+
+def test_fetch_lists_only_downloadable_names():
+    with pytest.raises(DatasetError) as info:
+        data.fetch("nope")
+    msg = str(info.value)
+    assert "fetch-data downloads: fashion_mnist, mnist" in msg
+    assert "digits and breast_cancer ship with scikit-learn" in msg
