@@ -47,12 +47,12 @@ def test_fetch_data_unwritable_cache_exits_3(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_grade_into_an_unwritable_place_exits_3(tmp_path):
+def test_grade_into_a_path_under_a_file_is_a_usage_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = run_cli("grade", "solutions", "--out", str(blocker / "grades"))
-    assert result.returncode == 3, result.stderr
-    assert "check the path" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "is a file, not a folder" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_fetch_data_unknown_name_lists_only_downloadable_datasets():
