@@ -4,23 +4,19 @@
 from. Images come from Keras's own cache (``$KERAS_HOME/datasets``, the files that
 ``keras.datasets`` writes); when they are not cached, they are downloaded into those same
 files (Keras's names and checksums) unless ``FORGE_COURSE_OFFLINE=1``. A download gives up
-on a server that does not connect within ``CONNECT_TIMEOUT`` seconds or goes silent for
-``STALL_TIMEOUT``. Offline with an empty cache, with a cache that cannot be written, or
-when the download fails, scikit-learn's bundled handwritten digits stand in, and a notice
-says so: the course never swaps data silently.
+on a server that does not connect or goes silent (:mod:`forge_course.download`). Offline
+with an empty cache, with a cache that cannot be written, or when the download fails,
+scikit-learn's bundled handwritten digits stand in, and a notice says so: the course
+never swaps data silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
-import http.client
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
@@ -28,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from forge_course.config import home, offline
+from forge_course.download import copy_url, file_sha256
 from forge_course.errors import CacheError, DatasetError, DownloadError
 
 __all__ = [
@@ -58,8 +55,6 @@ FASHION_FILES = {
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "digits")
 TABULAR_DATASETS = ("breast_cancer",)
 DOWNLOADABLE = ("fashion_mnist", "mnist")
-CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the mirror
-STALL_TIMEOUT = 8.0  # seconds without a byte from the mirror before a download gives up
 
 
 @dataclasses.dataclass
@@ -295,8 +290,8 @@ def _download(name: str) -> None:
             raise unwritable from None
         try:
             with part:
-                _get(ORIGIN + fname, part, name)
-            if sha256 and _sha256(part.name) != sha256:
+                copy_url(ORIGIN + fname, part, name)
+            if sha256 and file_sha256(part.name) != sha256:
                 raise DownloadError(
                     f"downloading {name} failed: {fname} from {ORIGIN} does not match its "
                     "SHA-256 checksum (a proxy or captive portal may have answered instead)"
@@ -305,59 +300,6 @@ def _download(name: str) -> None:
         finally:
             if os.path.exists(part.name):
                 os.unlink(part.name)
-
-
-def _get(url: str, out, name: str) -> None:
-    """Copy ``url`` into the open file ``out``, giving up on a silent or absent server."""
-    opener = urllib.request.build_opener(_StallHTTPHandler, _StallHTTPSHandler)
-    try:
-        with opener.open(url, timeout=CONNECT_TIMEOUT) as response:
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(exc, urllib.error.HTTPError):
-            why = f"the server answered HTTP {exc.code} for {url}"
-        elif isinstance(reason, TimeoutError):
-            why = (
-                f"the network stalled: {url} did not connect within {CONNECT_TIMEOUT:g} s "
-                f"or sent nothing for {STALL_TIMEOUT:g} s"
-            )
-        else:
-            why = f"{type(reason).__name__}: {reason} ({url})"
-        raise DownloadError(f"downloading {name} failed ({why})") from None
-
-
-class _StallHTTPConnection(http.client.HTTPConnection):
-    """Connects within the opener's timeout, then allows ``STALL_TIMEOUT`` between bytes."""
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(STALL_TIMEOUT)
-
-
-class _StallHTTPSConnection(http.client.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(STALL_TIMEOUT)
-
-
-class _StallHTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req):
-        return self.do_open(_StallHTTPConnection, req)
-
-
-class _StallHTTPSHandler(urllib.request.HTTPSHandler):
-    def https_open(self, req):
-        return self.do_open(_StallHTTPSConnection, req, context=self._context)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_cache(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

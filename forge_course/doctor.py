@@ -381,20 +381,16 @@ def _cache_file_problem(name: str, path) -> str:
     records, which a truncated download gets wrong.
     """
     import gzip
-    import hashlib
     import zlib
 
     from forge_course import data
+    from forge_course.download import file_sha256
 
     if name == "mnist":
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":
                 return "not an .npz (zip) file"
-            f.seek(0)
-            sha = hashlib.sha256()
-            for block in iter(lambda: f.read(1 << 20), b""):
-                sha.update(block)
-            digest = sha.hexdigest()
+        digest = file_sha256(path)
         if digest != data.MNIST_SHA256:
             return f"its SHA-256 is {digest[:12]}..., not the published {data.MNIST_SHA256[:12]}..."
         return ""

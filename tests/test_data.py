@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from forge_course import data
+from forge_course.download import file_sha256
 from forge_course.errors import CacheError, DatasetError
 
 
@@ -270,7 +271,7 @@ def test_a_non_tensorflow_backend_is_named_not_blamed_on_the_download(
 ):
     x = np.zeros((3, 28, 28), np.uint8)
     np.savez(mirror / "mnist.npz", x_train=x, y_train=x[:, 0, 0], x_test=x, y_test=x[:, 0, 0])
-    monkeypatch.setattr(data, "MNIST_SHA256", data._sha256(mirror / "mnist.npz"))
+    monkeypatch.setattr(data, "MNIST_SHA256", file_sha256(mirror / "mnist.npz"))
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     ds = data.load("mnist", verbose=False)
     err = capsys.readouterr().err
