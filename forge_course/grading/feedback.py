@@ -183,30 +183,22 @@ def _wrong_kind(the_task: Task, values: dict[str, Any]) -> str | None:
 
 
 def _as_submitted(the_task: Task, values: dict[str, Any]) -> dict[str, Any]:
-    """The values as the grader will see them: scalars through JSON, arrays as NumPy.
+    """The values as the grader will see them: arrays and scalars through the very
+    encoding that carries them to the grader (models stay as they are).
 
     So a check gives the same verdict in the notebook as at grading time (a NumPy
     float32 threshold is a plain float in both).
     """
-    import json
-
-    import numpy as np
+    from forge_course.grading import channel
 
     out = dict(values)
     for name, kind in the_task.values.items():
         value = values.get(name, Ellipsis)
-        if value is Ellipsis:
+        if value is Ellipsis or kind == "model":
             continue
         try:
-            if kind == "scalar":
-                if hasattr(value, "numpy"):
-                    value = value.numpy()
-                if isinstance(value, np.generic | np.ndarray):
-                    value = value.tolist()
-                out[name] = json.loads(json.dumps(value))
-            elif kind == "array":
-                out[name] = np.asarray(value)
-        except (TypeError, ValueError):
+            out[name] = channel.decode(kind, channel.encode(kind, value))
+        except (ForgeError, TypeError, ValueError):
             pass  # left as it is: _wrong_kind explains what is wrong with it
     return out
 
