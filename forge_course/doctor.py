@@ -77,6 +77,9 @@ def doctor(*, kernel_name: str = "python3") -> DoctorReport:
         ("dataset cache", _check_cache),
         ("Jupyter kernel", lambda: _check_kernel(kernel_name)),
     ]
+    from forge_course.doctor_tools import TOOL_CHECKS
+
+    steps += TOOL_CHECKS
     checks = []
     _probed.clear()  # probe TensorFlow afresh on each run
     for name, step in steps:

@@ -18,9 +18,11 @@ def test_doctor_passes_on_a_healthy_machine(keras_home):
     report = doc.doctor()
     by_name = {c.name: c for c in report.checks}
     assert report.ok, str(report)
-    assert set(by_name) == {
-        "Python", "packages", "TensorFlow", "GPU", "dataset cache", "Jupyter kernel",
-    }  # fmt: skip
+    core = {"Python", "packages", "TensorFlow", "GPU", "dataset cache", "Jupyter kernel"}
+    from forge_course.doctor_tools import TOOL_CHECKS
+
+    assert set(by_name) == core | {name for name, _ in TOOL_CHECKS}
+    assert all(by_name[name].status in ("ok", "warn") for name, _ in TOOL_CHECKS)
     gpu = by_name["GPU"]
     assert gpu.status == "ok"
     if tf.config.list_physical_devices("GPU"):
@@ -211,3 +213,13 @@ def test_a_malformed_keras_json_is_named_not_blamed_on_the_install(keras_home):
     assert "floatx" in doc._check_tensorflow().detail
     (keras_home / "keras.json").write_text("{not json")
     assert "not valid JSON" in doc._check_tensorflow().detail
+
+
+def test_model_graphs_line_says_what_plot_model_needs(monkeypatch):
+    from forge_course import doctor_tools
+
+    monkeypatch.setattr(doctor_tools.shutil, "which", lambda name: None)
+    line = doctor_tools._check_graphviz()
+    assert line.status == "warn" and "as text" in line.detail
+    assert "graphviz" in line.fix.lower()
+    assert not doctor_tools.graphviz_available()
