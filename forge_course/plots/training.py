@@ -1,9 +1,4 @@
-"""Matplotlib figures the lessons use. Each function returns the Figure it drew.
-
-In a notebook, end the cell with ``plt.show()`` (or assign the figure to a name):
-a bare call on a cell's last line would display the figure twice, once by pyplot and
-once as the cell's value.
-"""
+"""Figures of training and evaluation: learning curves, image grids, a confusion matrix."""
 
 from __future__ import annotations
 

@@ -1,0 +1,14 @@
+"""Matplotlib figures the lessons use, one module per kind; each function returns its Figure.
+
+In a notebook, end the cell with ``plt.show()`` (or assign the figure to a name):
+a bare call on a cell's last line would display the figure twice, once by pyplot and
+once as the cell's value.
+
+A module adds its public functions to ``__all__`` and one import line here.
+"""
+
+from __future__ import annotations
+
+from forge_course.plots.training import plot_confusion_matrix, plot_history, show_images
+
+__all__ = ["plot_confusion_matrix", "plot_history", "show_images"]
