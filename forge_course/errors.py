@@ -10,18 +10,24 @@ Each class carries the ``forge-course`` exit code it stands for (``exit_code``):
     │   └── DownloadError   3  a download failed (network, proxy, checksum)
     ├── GradingError        2  exercise, submission or grading problems
     ├── WidgetInputError    2  a plot or widget got data it cannot draw (also a ValueError)
+    ├── RegistryError       2  unknown model, version or alias; alias taken; bad metrics
+    │   ├── RegistryUnavailableError  3  database unreachable, corrupt or not migratable
+    │   └── ArtifactError   1  a registered artifact is missing or its SHA-256 changed
     └── ExecutionError      3  this machine cannot do the work (e.g. no Jupyter kernel)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactError",
     "CacheError",
     "DatasetError",
     "DownloadError",
     "ExecutionError",
     "ForgeError",
     "GradingError",
+    "RegistryError",
+    "RegistryUnavailableError",
     "WidgetInputError",
 ]
 
@@ -54,6 +60,22 @@ class GradingError(ForgeError):
 
 class WidgetInputError(ForgeError, ValueError):
     """A widget got data it cannot use: wrong shape, mismatched lengths, out of range."""
+
+
+class RegistryError(ForgeError):
+    """The model registry was asked for something it does not hold, or given bad values."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry's database cannot be reached, opened or brought up to date."""
+
+    exit_code = 3
+
+
+class ArtifactError(RegistryError):
+    """A registered model file is missing, or its SHA-256 no longer matches its record."""
+
+    exit_code = 1
 
 
 class ExecutionError(ForgeError):
