@@ -10,6 +10,8 @@ Each class carries the ``forge-course`` exit code it stands for (``exit_code``):
     │   └── DownloadError   3  a download failed (network, proxy, checksum)
     ├── GradingError        2  exercise, submission or grading problems
     ├── WidgetInputError    2  a plot or widget got data it cannot draw (also a ValueError)
+    ├── ServingError        2  a model cannot be saved, exported or served as given
+    │   └── ArtifactHashError 2  a model file's SHA-256 is not the one expected; not loaded
     ├── RegistryError       2  unknown model, version or alias; alias taken; bad metrics
     │   ├── RegistryUnavailableError  3  database unreachable, corrupt or not migratable
     │   └── ArtifactError   1  a registered artifact is missing or its SHA-256 changed
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "ArtifactHashError",
     "CacheError",
     "DatasetError",
     "DownloadError",
@@ -28,6 +31,7 @@ __all__ = [
     "GradingError",
     "RegistryError",
     "RegistryUnavailableError",
+    "ServingError",
     "WidgetInputError",
 ]
 
@@ -76,6 +80,14 @@ class ArtifactError(RegistryError):
     """A registered model file is missing, or its SHA-256 no longer matches its record."""
 
     exit_code = 1
+
+
+class ServingError(ForgeError):
+    """A model cannot be saved, exported, converted or served as given."""
+
+
+class ArtifactHashError(ServingError):
+    """A model file's SHA-256 differs from the one expected, so it was not loaded."""
 
 
 class ExecutionError(ForgeError):
