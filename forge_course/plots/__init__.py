@@ -9,6 +9,7 @@ A module adds its public functions to ``__all__`` and one import line here.
 
 from __future__ import annotations
 
+from forge_course.plots.gradients import plot_gradient_norms
 from forge_course.plots.graph import ModelGraph, has_layer_graph, model_graph_text, show_model_graph
 from forge_course.plots.training import plot_confusion_matrix, plot_history, show_images
 
@@ -17,6 +18,7 @@ __all__ = [
     "has_layer_graph",
     "model_graph_text",
     "plot_confusion_matrix",
+    "plot_gradient_norms",
     "plot_history",
     "show_images",
     "show_model_graph",
