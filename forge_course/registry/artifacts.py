@@ -1,0 +1,84 @@
+"""Model files on disk: written under a temporary name, hashed, then moved into place."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from forge_course.errors import RegistryError
+
+__all__ = ["Staged", "file_sha256", "library_versions", "stage"]
+
+CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Staged:
+    """A complete model file under a temporary name, with its hash and size."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read in chunks (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write(model: Any, tmp: Path) -> None:
+    if isinstance(model, (str, os.PathLike)):
+        source = Path(model)
+        if source.suffix != ".keras" or not source.is_file():
+            raise RegistryError(
+                f"cannot register {str(source)!r}: give a Keras model or an existing "
+                ".keras file (model.save('model.keras'))"
+            )
+        shutil.copyfile(source, tmp)
+        return
+    save = getattr(model, "save", None)
+    if not callable(save):
+        raise RegistryError(
+            f"cannot register a {type(model).__name__}: give a Keras model or a .keras file"
+        )
+    save(str(tmp))
+
+
+def stage(model: Any, folder: Path) -> Staged:
+    """Write ``model`` (a Keras model or a ``.keras`` file) to a temporary file in ``folder``.
+
+    The file is flushed to disk and hashed before it is used; if anything fails, the
+    temporary file is removed and the error propagates.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".tmp-{uuid.uuid4().hex}.keras"
+    try:
+        _write(model, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        return Staged(tmp, file_sha256(tmp), tmp.stat().st_size)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def library_versions() -> tuple[str, str]:
+    """The Keras and TensorFlow versions this process runs (what a model was saved with)."""
+    import keras
+
+    try:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    except ImportError:  # pragma: no cover - the course always has TensorFlow
+        tf_version = "none"
+    return keras.__version__, tf_version
