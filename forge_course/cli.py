@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     from forge_course.grading import cli as grading_cli
 
     grading_cli.add_verbs(verbs, fmt, EXIT_CODES)
+
+    from forge_course.registry import cli as registry_cli
+
+    registry_cli.add_verbs(verbs, fmt, EXIT_CODES)
     return parser
 
 
