@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     grading_cli.add_verbs(verbs, fmt, EXIT_CODES)
 
+    from forge_course.serving import cli as serving_cli
+
+    serving_cli.add_verbs(verbs, fmt, EXIT_CODES)
+
     from forge_course.registry import cli as registry_cli
 
     registry_cli.add_verbs(verbs, fmt, EXIT_CODES)
