@@ -72,13 +72,17 @@ def stage(model: Any, folder: Path) -> Staged:
 
 
 def library_versions() -> tuple[str, str]:
-    """The Keras and TensorFlow versions this process runs (what a model was saved with)."""
-    import keras
+    """The installed Keras and TensorFlow versions (read from package metadata: no import)."""
+    from importlib import metadata
 
-    try:
-        import tensorflow as tf
-
-        tf_version = tf.__version__
-    except ImportError:  # pragma: no cover - the course always has TensorFlow
-        tf_version = "none"
-    return keras.__version__, tf_version
+    found = []
+    for names in (("keras",), ("tensorflow", "tensorflow-cpu", "tensorflow-macos")):
+        for name in names:
+            try:
+                found.append(metadata.version(name))
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        else:
+            found.append("unknown")
+    return found[0], found[1]
