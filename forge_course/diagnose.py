@@ -7,15 +7,24 @@ An empty list means none of its detectors fired. It never trains, calls or chang
 model, and it never raises on odd input: what it could not inspect comes back as a
 ``NOT_INSPECTED`` finding instead.
 
-| code | what it means |
-|---|---|
-| ``UNSCALED_INPUTS`` | raw features (pixels 0-255, areas in the hundreds) reach a model that does not scale them itself |
-| ``INPUT_SKEW`` | the test inputs are on another scale than the training inputs, or inputs arrive already scaled at a model that scales them itself |
-| ``LOSS_OUTPUT_MISMATCH`` | the loss does not read what the output layer produces (probabilities with ``from_logits=True``, logits without it, a double softmax, a softmax over one unit) |
-| ``LABELS_LOSS_MISMATCH`` | the labels are not in the format the loss reads (integers with ``categorical_crossentropy``, one-hot with the sparse one, labels out of range) |
-| ``TRAIN_TEST_OVERLAP`` | test rows also appear in the training rows: the test score measures memory |
-| ``TEST_STATISTICS_LEAK`` | the model's Normalization layer was adapted on the test rows (or on train and test together) |
-| ``NOT_INSPECTED`` | something could not be checked; the message says what and why |
+Codes:
+
+- ``UNSCALED_INPUTS``: raw features (pixels 0-255, areas in the hundreds) reach a model
+  that does not scale them itself.
+- ``INPUT_SKEW``: the test inputs are on another scale than the training inputs, or inputs
+  arrive already scaled at a model that scales them itself (train/serve skew).
+- ``LOSS_OUTPUT_MISMATCH``: the loss does not read what the output layer produces
+  (probabilities with ``from_logits=True``, logits without it, a double softmax, a softmax
+  over one unit).
+- ``LABELS_LOSS_MISMATCH``: the labels are not in the format the loss reads (integers with
+  ``categorical_crossentropy``, one-hot rows with the sparse one, labels out of range).
+- ``TRAIN_TEST_OVERLAP``: test rows also appear among the training rows, so a test score
+  measures memory.
+- ``TEST_STATISTICS_LEAK``: the model's Normalization layer was adapted on the test rows
+  (or on train and test together).
+- ``NOT_INSPECTED``: something could not be checked; the message says what and why.
+
+Without ``x_test``, the skew, overlap and leak checks are skipped silently (no finding).
 """
 
 from __future__ import annotations

@@ -130,9 +130,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         finally:  # BatchNormalization's moving statistics, dropout seeds: as they were
             for v, value in zip(model.non_trainable_variables, state, strict=True):
                 v.assign(value)
-        return np.array(
-            [0.0 if g is None else float(tf.norm(g)) for g in grads], dtype="float64"
-        )
+        return np.array([0.0 if g is None else float(tf.norm(g)) for g in grads], dtype="float64")
 
     def _loss_fn(self, model):
         loss = self.loss if self.loss is not None else getattr(model, "loss", None)
