@@ -70,8 +70,7 @@ def plot_gradient_norms(loggers, *, title: str | None = None):
     if positive.size == 0:
         raise WidgetInputError("every gradient norm is zero: nothing to draw on a log scale")
     scale = LogNorm(vmin=positive.min(), vmax=positive.max())
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
 
     fig, axes = plt.subplots(
         1, len(records), figsize=(3.6 * len(records) + 1.2, 3.8), squeeze=False
