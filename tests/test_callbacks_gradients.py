@@ -1,4 +1,4 @@
-"""GradientNormLogger: what it records, that it matches GradientTape, and that training is untouched."""
+"""GradientNormLogger: what it records, that it equals GradientTape, that training is untouched."""
 
 from __future__ import annotations
 
