@@ -335,21 +335,22 @@ class ModelRegistry:
         staged = files.stage(model, self.artifacts / name)
         try:
             self._step("staged")
-            for attempt in range(1, RETRIES + 1):
-                try:
-                    return self._commit(name, staged, scores, settings, keras_version, tf_version)
-                except sa_exc.IntegrityError as exc:
-                    if attempt == RETRIES or "unique" not in _reason(exc).lower():
-                        with self._guard(f"register {name!r}"):
+            with self._guard(f"register {name!r}"):
+                for attempt in range(1, RETRIES + 1):
+                    try:
+                        return self._commit(name, staged, scores, settings, keras_version,
+                                            tf_version)  # fmt: skip
+                    except sa_exc.IntegrityError as exc:
+                        if attempt == RETRIES or "unique" not in _reason(exc).lower():
                             raise
-                    time.sleep(random.uniform(0.01, 0.05) * attempt)  # another one won
+                        time.sleep(random.uniform(0.01, 0.05) * attempt)  # another one won
         finally:
             staged.path.unlink(missing_ok=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _commit(self, name, staged, scores, settings, keras_version, tf_version) -> int:
         version_id, now, final = uuid.uuid4(), _now(), None
-        with self._guard(f"register {name!r}"), self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
                 model_id = self._lock_model(conn, name, now)

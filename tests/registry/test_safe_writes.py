@@ -1,0 +1,80 @@
+"""A register that fails at any step leaves no row and no file, and loses nothing before it."""
+
+from __future__ import annotations
+
+import pytest
+
+from forge_course.errors import RegistryError
+from forge_course.registry import ModelRegistry
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _files(registry):
+    return sorted(p.name for p in registry.artifacts.rglob("*") if p.is_file())
+
+
+def _state(registry):
+    return [(r.ref, r.sha256, r.aliases) for r in registry.list()], _files(registry)
+
+
+@pytest.mark.parametrize("step", ["staged", "inserted", "moved"])
+def test_failure_at_each_step_leaves_no_orphan(registry, keras_file, monkeypatch, step):
+    registry.register(keras_file, "digits", metrics={"accuracy": 0.8})
+    registry.set_alias("digits", 1, "champion")
+    before = _state(registry)
+
+    def fail(self, name):
+        if name == step:
+            raise Boom(f"injected at {name}")
+
+    monkeypatch.setattr(ModelRegistry, "_step", fail)
+    with pytest.raises(Boom):
+        registry.register(keras_file, "digits", metrics={"accuracy": 0.9})
+    with pytest.raises(Boom):
+        registry.register(keras_file, "brand_new", metrics={"accuracy": 0.9})
+    assert _state(registry) == before  # no row, no file (temporary or final), alias kept
+    assert registry.names() == ["digits"]  # the new name's row rolled back too
+
+    monkeypatch.undo()
+    assert registry.register(keras_file, "digits", metrics={"accuracy": 0.9}) == 2
+    assert registry.verify().ok
+
+
+def test_a_save_that_dies_half_way_leaves_no_half_file(registry, keras_file):
+    class HalfSaver:
+        def save(self, path):
+            with open(path, "wb") as f:
+                f.write(b"PK\x03\x04 half a zip")
+            raise OSError(28, "No space left on device")
+
+    registry.register(keras_file, "digits", metrics={"accuracy": 0.8})
+    before = _state(registry)
+    with pytest.raises(OSError, match="No space left"):
+        registry.register(HalfSaver(), "digits", metrics={"accuracy": 0.9})
+    assert _state(registry) == before
+
+
+def test_a_move_that_fails_rolls_the_rows_back(registry, keras_file, monkeypatch):
+    import forge_course.registry.core as core
+
+    registry.register(keras_file, "digits", metrics={"accuracy": 0.8})
+    before = _state(registry)
+
+    def no_move(src, dst):
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    monkeypatch.setattr(core.os, "replace", no_move)
+    with pytest.raises(PermissionError):
+        registry.register(keras_file, "digits", metrics={"accuracy": 0.9})
+    assert _state(registry) == before
+
+
+def test_not_a_model_is_refused_before_anything_is_written(registry, tmp_path):
+    with pytest.raises(RegistryError, match="give a Keras model or a .keras file"):
+        registry.register(object(), "digits", metrics={"accuracy": 0.8})
+    with pytest.raises(RegistryError, match="existing .keras file"):
+        registry.register(tmp_path / "absent.keras", "digits", metrics={"accuracy": 0.8})
+    assert registry.names() == [] and _files(registry) == []
