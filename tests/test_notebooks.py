@@ -14,6 +14,7 @@ FOLDERS = ("notebooks", "solutions", "exercises")
 NOTEBOOKS = sorted(p for folder in FOLDERS for p in (ROOT / folder).glob("*.ipynb"))
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 IDS = [f"{p.parent.name}/{p.name}" for p in NOTEBOOKS]
+LAST_LESSON_PLUS_ONE = "13"  # DESIGN.md's course map ends with lesson 12
 
 
 def test_every_exercise_has_its_lesson_and_the_course_starts_at_00():
@@ -143,7 +144,10 @@ def test_next_line_names_the_following_lesson(path):
     line = lines[0]
     number = f"{int(path.name[:2]) + 1:02d}"
     following = [p.stem for p in LESSONS if p.name.startswith(f"{number}_")]
-    if following:  # the next lesson exists: name it exactly
+    if number == LAST_LESSON_PLUS_ONE:  # the course map ends at 12: say so, point back to 00
+        assert re.search(r"course ends", line, re.I), f"{path.name}: say the course ends here"
+        assert f"`{LESSONS[0].stem}`" in line, f"{path.name}: point back to {LESSONS[0].stem}"
+    elif following:  # the next lesson exists: name it exactly
         assert f"`{following[0]}`" in line, f"{path.name}: Next should name {following[0]}"
     else:  # not written yet: name it by its number, and say it is coming
         assert re.search(rf"`{number}_[a-z0-9]+(_[a-z0-9]+)*`", line), line
