@@ -26,7 +26,8 @@ while time.time() < float(start):
 got, spent = [], []
 for i in range(int(each)):
     t = time.perf_counter()
-    got.append(reg.register(model, "digits", metrics={"accuracy": 0.5}, params={"who": who, "i": i}))
+    params = {"who": who, "i": i}
+    got.append(reg.register(model, "digits", metrics={"accuracy": 0.5}, params=params))
     spent.append(time.perf_counter() - t)
 print(json.dumps({"versions": got, "seconds": spent}))
 """
@@ -40,9 +41,21 @@ def test_concurrent_registers_get_distinct_versions(db_url, tmp_path, keras_file
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, db_url, str(artifacts), str(keras_file), str(start),
-             f"p{n}", str(EACH)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                db_url,
+                str(artifacts),
+                str(keras_file),
+                str(start),
+                f"p{n}",
+                str(EACH),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )  # fmt: skip
         for n in range(PROCESSES)
     ]
