@@ -15,15 +15,36 @@ GRADE_HELP = """Execute each submission with papermill (grading parameters injec
 its check(...) calls submit, and score it in this process. A SUBMISSION is a notebook,
 a folder of notebooks (student = file name), or a folder of per-student folders
 (student = folder name). Writes DIR/gradebook.csv, DIR/gradebook.json,
-DIR/feedback/<student>.md and DIR/executed/<student>/<notebook>."""
+DIR/feedback/<student>.md and DIR/executed/<student>/<notebook>. Each kernel runs in a
+sandbox of its own (Linux namespaces through bubblewrap: no network, a private /tmp,
+read-only course, no view of other students or DIR; memory, process, file-size and CPU
+limits); where that cannot work, grade refuses unless given --no-sandbox. Entries named
+.ipynb_checkpoints, __pycache__, .DS_Store or Thumbs.db are never submissions (grade
+says when it passes one over); every other entry, hidden names included, gets a row."""
 
 GRADE_EXIT = """exit codes:
   0  gradebook written; every submission passed every check
   1  gradebook written; some checks did not pass (see the gradebook)
-  2  usage error (no submissions, bad option, broken --checks folder)
+  2  usage error (no submissions, bad option, broken --checks folder, no sandbox
+     possible here without --no-sandbox)
   3  could not execute (no Jupyter kernel, output folder not writable, every
      submission failed inside the grader itself)
-  130  stopped by Ctrl-C or SIGTERM; the gradebook holds what was graded so far"""
+  130  stopped by Ctrl-C or SIGTERM; the gradebook holds what was graded so far,
+       every other submission with status 'cancelled'"""
+
+
+GRADEBOOK_HELP = """Work on gradebooks that `forge-course grade` wrote."""
+
+MERGE_HELP = """Merge the gradebooks of shards (each graded with `grade --shard K/N`) into one
+gradebook: DIR/gradebook.csv, gradebook.json, feedback/ and executed/, the same rows a
+single run would have written. Refuses shards graded with different parameters, checks
+or submissions, a shard given twice and a student in two shards; lists the students
+missing from every shard given."""
+
+MERGE_EXIT = """exit codes:
+  0  merged; every student of the cohort is in it
+  1  merged; some students are missing from every shard given (listed)
+  2  refused: not shard gradebooks, graded differently, or overlapping"""
 
 
 def _literal(text: str):
@@ -66,12 +87,13 @@ def _grade(args: argparse.Namespace) -> int:
             overrides=overrides,
             progress=not args.quiet,
             only=args.exercise,
+            **({"shard": args.shard} if args.shard else {}),
         )
     except KeyboardInterrupt:
         if (Path(args.out) / "gradebook.csv").exists():
             print(
                 f"stopped: {Path(args.out) / 'gradebook.csv'} holds what was graded; "
-                "the rest is marked 'interrupted'",
+                "the rest is marked 'cancelled'",
                 file=sys.stderr,
             )
         raise
@@ -81,6 +103,15 @@ def _grade(args: argparse.Namespace) -> int:
         print(book.summary())
         print(f"gradebook: {Path(args.out) / 'gradebook.csv'}")
     return book.exit_code
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from forge_course.grading.shards import merge
+
+    result = merge([Path(d) for d in args.shards], Path(args.out))
+    print(result.summary())
+    print(f"gradebook: {Path(args.out) / 'gradebook.csv'}")
+    return result.exit_code
 
 
 def add_verbs(verbs, fmt, epilog) -> None:
@@ -110,6 +141,25 @@ def add_verbs(verbs, fmt, epilog) -> None:
                    "row, and students without it get missing rows")  # fmt: skip
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="inject a parameter (repeatable); VALUE is a Python literal")  # fmt: skip
+    p.add_argument("--shard", metavar="K/N",
+                   help="grade only shard K of N (K from 0 to N-1): the students whose name "
+                   "hashes to K; merge the shards with `forge-course gradebook merge`")  # fmt: skip
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run kernels without namespaces of their own (students can then "
+                   "reach each other and the grader: only for trusted notebooks)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the gradebook rows as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_grade)
+
+    p = verbs.add_parser(
+        "gradebook", help="work on gradebooks (merge shards)", description=GRADEBOOK_HELP,
+        epilog=epilog, formatter_class=fmt,
+    )  # fmt: skip
+    books = p.add_subparsers(dest="gradebook_verb", metavar="VERB", required=True)
+    m = books.add_parser(
+        "merge", help="merge shard gradebooks into one", description=MERGE_HELP,
+        epilog=MERGE_EXIT, formatter_class=fmt,
+    )  # fmt: skip
+    m.add_argument("shards", nargs="+", metavar="DIR", help="the --out folder of a shard")
+    m.add_argument("--out", required=True, metavar="DIR", help="where the merged gradebook goes")
+    m.set_defaults(func=_merge)
