@@ -32,6 +32,7 @@ lab: install  ## start JupyterLab on the course
 test: install  ## the whole suite: lint, exercises fresh, unit tests, notebooks, grading, lessons in a browser (offline)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/forge-course assign --check
+	@$(BIN)/python -c 'from tests.registry.pg import find_bin, INSTALL; find_bin() or print(f"PostgreSQL registry tests will skip: no PostgreSQL server found; install it with: {INSTALL}")'
 	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --ignore=tests/browser tests
 	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --nbval-lax notebooks solutions
 	@$(MAKE) --no-print-directory browser

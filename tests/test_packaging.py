@@ -46,7 +46,8 @@ def test_every_dependency_has_an_upper_bound():
 @pytest.mark.parametrize(
     "module",
     ["forge_course", "forge_course.env", "forge_course.data", "forge_course.plots",
-     "forge_course.errors", "forge_course.grading", "forge_course.diagnose"],
+     "forge_course.errors", "forge_course.grading", "forge_course.diagnose",
+     "forge_course.registry"],
 )  # fmt: skip
 def test_public_names_exist(module):
     mod = importlib.import_module(module)
@@ -64,3 +65,12 @@ def test_make_install_is_idempotent():
         pytest.skip("not installed through make")
     result = subprocess.run(["make", "-q", str(stamp.relative_to(ROOT))], cwd=ROOT)
     assert result.returncode == 0, "make would reinstall although pyproject.toml is unchanged"
+
+
+def test_registry_migrations_ship_inside_the_package():
+    """Alembic's scripts are package files (packages with __init__.py), so a wheel has them."""
+    from forge_course.registry import migrate
+
+    versions = migrate.MIGRATIONS / "versions"
+    assert (migrate.MIGRATIONS / "env.py").is_file() and (versions / "__init__.py").is_file()
+    assert migrate.head_revision() in {p.name.split("_")[0] for p in versions.glob("*.py")}
