@@ -55,8 +55,9 @@ def plot_gradient_norms(loggers, *, title: str | None = None):
         title: an optional title over the panels.
 
     Every panel shares the same colour scale, so equal colours mean equal norms across
-    models; a zero gradient is drawn in grey. Each panel's title gives its first/last
-    layer ratio at the last record.
+    models; a zero gradient is drawn in grey. Rows are numbered from the input side
+    (layer names differ from model to model; the logger's ``layer_names`` has them).
+    Each panel's title gives its first/last layer ratio at the last record.
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
@@ -73,19 +74,20 @@ def plot_gradient_norms(loggers, *, title: str | None = None):
     cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
 
     fig, axes = plt.subplots(
-        1, len(records), figsize=(3.6 * len(records) + 1.2, 3.8), squeeze=False
-    )
+        1, len(records), figsize=(3.2 * len(records) + 1.4, 3.8), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
     image = None
     for ax, (name, (norms, names, epochs)) in zip(axes[0], records.items(), strict=True):
         table = np.ma.masked_less_equal(norms.T, 0)  # rows: layers, columns: records
         image = ax.imshow(table, aspect="auto", cmap=cmap, norm=scale, interpolation="nearest")
         ax.set_xticks(range(len(epochs)), [str(e) for e in epochs], fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_yticks(range(len(names)), [str(k) for k in range(1, len(names) + 1)], fontsize=7)
         ax.set_xlabel("epoch (0: before training)")
         last = norms[-1]
         ratio = f"first/last {last[0] / last[-1]:.1e}" if last[-1] > 0 else "last layer: 0"
         ax.set_title(f"{name}\n{ratio}" if name else ratio, fontsize=9)
-    axes[0][0].set_ylabel("layer (input at the top)")
+    axes[0][0].set_ylabel("layer (1: the input side)")
     fig.colorbar(image, ax=list(axes[0]), label="gradient norm (log scale)", shrink=0.9)
     if title:
         fig.suptitle(title)
