@@ -25,7 +25,7 @@ from typing import Any
 import nbformat
 
 from forge_course.errors import ExecutionError, GradingError
-from forge_course.grading import params, procs, worker
+from forge_course.grading import params, procs, shards, worker
 from forge_course.grading.report import Gradebook
 from forge_course.grading.results import GradeOptions, Submission, SubmissionResult
 from forge_course.grading.spec import exercises, load_checks
@@ -43,6 +43,7 @@ def grade(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     only: list[str] | None = None,
+    shard: str | None = None,
 ) -> Gradebook:
     """Grade every submission under ``paths`` into the folder ``out``; return the gradebook.
 
@@ -54,7 +55,10 @@ def grade(
         ExecutionError: no Jupyter kernel to run the notebooks in (exit code 3).
     """
     opts = _options(out, jobs, timeout, checks_dir, overrides, progress, only)
-    subs = discover(paths)
+    subs = everyone = discover(paths)
+    if shard is not None:  # only shard K's students: grading.shards
+        shard = shards.Shard.parse(shard)
+        subs = shards.select(everyone, shard)
     _load_instructor_checks(opts)
     _require_kernel()
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -67,6 +71,8 @@ def grade(
         book = Gradebook.assemble(
             batch.results(), opts, fork_server=batch.forked, wall_s=time.perf_counter() - started
         )
+        if shard is not None:
+            book.parameters["shard"] = shards.record(shard, everyone, opts)
         book.write(opts.out)
     return book
 
