@@ -73,7 +73,8 @@ class RegistryCallback(keras.callbacks.Callback):
         if optimizer is not None:
             out["optimizer"] = type(optimizer).__name__
             try:
-                out["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+                rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+                out["learning_rate"] = float(f"{rate:.7g}")  # float32's digits, not 0.0010000000474
             except (TypeError, ValueError, AttributeError):
                 pass
         loss = getattr(self.model, "loss", None)
