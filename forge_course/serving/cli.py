@@ -116,3 +116,21 @@ def add_verbs(verbs, fmt, epilog) -> None:
     p.add_argument("--no-xla", action="store_true",
                    help="compile without XLA (plain tf.function graph)")  # fmt: skip
     p.set_defaults(func=_serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m forge_course.serving`` (the ``serve`` verb alone: the serving image's
+    entry point, which needs only the serving dependencies)."""
+    import sys
+
+    from forge_course.errors import ForgeError
+
+    parser = argparse.ArgumentParser(prog="python -m forge_course.serving")
+    verbs = parser.add_subparsers(dest="verb")
+    add_verbs(verbs, argparse.RawDescriptionHelpFormatter, SERVE_EXIT)
+    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except ForgeError as exc:
+        print(f"forge-course serve: error: {exc}", file=sys.stderr)
+        return exc.exit_code
