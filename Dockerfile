@@ -32,8 +32,10 @@ ENV HOME=/home/forge
 WORKDIR /home/forge/course
 COPY --chown=forge:forge . .
 # The venv sees the image's TensorFlow (built for its CUDA): pip keeps it, adds the rest.
-# The stamp tells make the install is done, so `make test` does not reinstall.
-RUN python3 -m venv --system-site-packages .venv \
+# virtualenv, because the image's Python may lack ensurepip. The stamp tells make the
+# install is done, so `make test` does not reinstall.
+RUN python3 -m pip install --user "virtualenv>=20,<21" \
+    && python3 -m virtualenv --system-site-packages .venv \
     && .venv/bin/python -m pip install -e '.[dev]' \
     && touch .venv/.forge-course-installed
 ENV PATH=/home/forge/course/.venv/bin:$PATH
