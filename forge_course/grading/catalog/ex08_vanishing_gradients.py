@@ -333,12 +333,12 @@ EXERCISE = Exercise(
 )  # fmt: skip
 
 
-def _trained_net(activation: str, p, **kwargs):
-    """A network trained one epoch, as a learner's would be (small, for the failing cases)."""
+def _trained_net(activation: str, p, epochs: int = 1, **kwargs):
+    """A network trained as a learner's would be (one epoch unless told), for failing cases."""
     model = deep_network(activation, seed=p["SEED"], **kwargs)
     ds = dataset("digits")
     x = ds.x_train.reshape(len(ds.x_train), -1).astype("float32") / 255
-    model.fit(x, ds.y_train, epochs=1, batch_size=p["BATCH_SIZE"], verbose=0)
+    model.fit(x, ds.y_train, epochs=epochs, batch_size=p["BATCH_SIZE"], verbose=0)
     return model
 
 
@@ -369,7 +369,7 @@ FAILING = {
 
 
 def _relative_to_end(p) -> dict:
-    model = _trained_net("relu", p, he=True)
+    model = _trained_net("relu", p, p["EPOCHS"], he=True)  # the notebook's whole training
     start = first_kernel(deep_network("relu", seed=p["SEED"], he=True))
     end = first_kernel(model)
     return {"model": model, "change": float(np.linalg.norm(end - start) / np.linalg.norm(end))}
