@@ -47,7 +47,7 @@ def test_every_dependency_has_an_upper_bound():
     "module",
     ["forge_course", "forge_course.env", "forge_course.data", "forge_course.plots",
      "forge_course.errors", "forge_course.grading", "forge_course.diagnose",
-     "forge_course.registry"],
+     "forge_course.registry", "forge_course.serving"],
 )  # fmt: skip
 def test_public_names_exist(module):
     mod = importlib.import_module(module)

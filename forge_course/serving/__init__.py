@@ -7,6 +7,7 @@ Modules (one concern each)::
     batching   concurrent requests share one model call (max batch size, bounded wait)
     server     the REST API v1 on asyncio + httptools (why: see its docstring)
     export     safe saving with SHA-256, model.export() in TF Serving's layout, LiteRT
+    process    start/stop the service next to a notebook; answer a body in process
     cli        the ``forge-course serve`` verb
 
 Importing this package is cheap; TensorFlow loads when a model does.
@@ -20,13 +21,16 @@ __all__ = [
     "ModelServer",
     "ServeConfig",
     "Servable",
+    "Service",
     "convert_to_tflite",
     "export_for_serving",
     "litert_predict",
     "load_servable",
     "load_verified",
     "run_server",
+    "respond",
     "save_with_hash",
+    "start_service",
     "verify_sha256",
 ]
 
@@ -42,6 +46,9 @@ _HOME = {
     "litert_predict": "export",
     "load_verified": "export",
     "save_with_hash": "export",
+    "Service": "process",
+    "respond": "process",
+    "start_service": "process",
 }
 
 

@@ -41,7 +41,7 @@ import httptools
 
 from forge_course.serving.batching import Batcher
 from forge_course.serving.servable import Servable
-from forge_course.serving.validate import RequestError, parse_predict
+from forge_course.serving.validate import RequestError, format_outputs, parse_predict
 
 __all__ = ["ModelServer", "ServeConfig", "run_server"]
 
@@ -335,23 +335,13 @@ class ModelServer:
             request = parse_predict(body, self.servable.input)
         except RequestError as exc:
             return conn.fill(slot, _error(exc.status, str(exc)))
-        outputs = self.servable.outputs
-        columnar = request.columnar
+        outputs, columnar = self.servable.outputs, request.columnar
 
         def done(result) -> None:
             if isinstance(result, BaseException):
                 conn.fill(slot, _error(500, f"model call failed: {result}"))
-                return
-            if len(outputs) == 1:
-                value = result[outputs[0]].tolist()
-            elif columnar:
-                value = {k: result[k].tolist() for k in outputs}
             else:
-                value = [
-                    {k: result[k][i].tolist() for k in outputs}
-                    for i in range(len(result[outputs[0]]))
-                ]
-            conn.fill(slot, _response(200, {"outputs" if columnar else "predictions": value}))
+                conn.fill(slot, _response(200, format_outputs(result, outputs, columnar)))
 
         self.batcher.submit(request.batch, done)
 

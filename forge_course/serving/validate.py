@@ -22,7 +22,7 @@ import numpy as np
 
 from forge_course.serving.servable import SIGNATURE, InputSpec
 
-__all__ = ["ParsedRequest", "RequestError", "parse_predict"]
+__all__ = ["ParsedRequest", "RequestError", "format_outputs", "parse_predict"]
 
 
 class RequestError(Exception):
@@ -73,6 +73,21 @@ def parse_predict(body: bytes, spec: InputSpec) -> ParsedRequest:
         return ParsedRequest(_to_batch(rows, spec, "instances"), columnar=False)
     tensor = _unwrap(doc["inputs"], spec, '"inputs"')
     return ParsedRequest(_to_batch(tensor, spec, "inputs"), columnar=True)
+
+
+def format_outputs(result: dict, names: tuple[str, ...], columnar: bool) -> dict:
+    """The answer's JSON: ``{"predictions": rows}`` for rows, ``{"outputs": ...}`` for columns.
+
+    One output is a plain (nested) list; several are keyed by name, per row or per column.
+    """
+    if len(names) == 1:
+        value = result[names[0]].tolist()
+    elif columnar:
+        value = {k: result[k].tolist() for k in names}
+    else:
+        rows = len(result[names[0]])
+        value = [{k: result[k][i].tolist() for k in names} for i in range(rows)]
+    return {"outputs" if columnar else "predictions": value}
 
 
 def _unwrap(value, spec: InputSpec, where: str):

@@ -111,3 +111,16 @@ def test_serve_usage_errors_exit_2(tmp_path, model_files):
     r = run_cli("serve", str(model_files["keras"]), "--name", "x", "--sha256", "0" * 64,
                 timeout=120)  # fmt: skip
     assert r.returncode == 2 and "SHA-256" in r.stderr
+
+
+def test_respond_answers_in_process_as_the_service_does(model_files):
+    from forge_course.serving.process import respond
+
+    servable = load_servable(model_files["keras"], name="tiny", jit_compile=False)
+    batch = rows(2, seed=6)
+    status, body = respond(servable, {"inputs": batch.tolist()})
+    assert status == 200
+    np.testing.assert_allclose(body["outputs"], model_files["model"](batch), atol=1e-5)
+    status, body = respond(servable, '{"instances": [[1, 2]]}')
+    assert status == 400 and "shape" in body["error"]
+    assert respond(servable, {"instances": [[float("nan")] * FEATURES]})[0] == 400
