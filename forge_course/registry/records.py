@@ -57,6 +57,12 @@ class ModelRecord:
         out["aliases"] = list(self.aliases)
         return out
 
+    def to_json(self) -> str:
+        """The record as JSON text (what an exercise's ``check`` takes as a scalar)."""
+        import json
+
+        return json.dumps(self.to_dict(), sort_keys=True)
+
     def summary(self) -> str:
         """One line: ``digits/3 @champion accuracy=0.9412 loss=0.2031 sha256=1f2e3d4c5b6a``."""
         tags = "".join(f" @{a}" for a in self.aliases)
