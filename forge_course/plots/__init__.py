@@ -9,17 +9,22 @@ A module adds its public functions to ``__all__`` and one import line here.
 
 from __future__ import annotations
 
+from forge_course.plots.compare import RegimeSummary, beyond_noise, plot_gaps, summarize_regimes
 from forge_course.plots.gradients import plot_gradient_norms
 from forge_course.plots.graph import ModelGraph, has_layer_graph, model_graph_text, show_model_graph
 from forge_course.plots.training import plot_confusion_matrix, plot_history, show_images
 
 __all__ = [
     "ModelGraph",
+    "RegimeSummary",
+    "beyond_noise",
     "has_layer_graph",
     "model_graph_text",
     "plot_confusion_matrix",
+    "plot_gaps",
     "plot_gradient_norms",
     "plot_history",
     "show_images",
     "show_model_graph",
+    "summarize_regimes",
 ]
