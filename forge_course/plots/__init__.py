@@ -12,6 +12,7 @@ from __future__ import annotations
 from forge_course.plots.compare import RegimeSummary, beyond_noise, plot_gaps, summarize_regimes
 from forge_course.plots.gradients import plot_gradient_norms
 from forge_course.plots.graph import ModelGraph, has_layer_graph, model_graph_text, show_model_graph
+from forge_course.plots.images import per_class_accuracy, plot_per_class_accuracy, show_mistakes
 from forge_course.plots.training import plot_confusion_matrix, plot_history, show_images
 
 __all__ = [
@@ -20,11 +21,14 @@ __all__ = [
     "beyond_noise",
     "has_layer_graph",
     "model_graph_text",
+    "per_class_accuracy",
     "plot_confusion_matrix",
     "plot_gaps",
     "plot_gradient_norms",
     "plot_history",
+    "plot_per_class_accuracy",
     "show_images",
+    "show_mistakes",
     "show_model_graph",
     "summarize_regimes",
 ]
