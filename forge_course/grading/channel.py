@@ -31,6 +31,32 @@ ENV_VAR = "FORGE_COURSE_SUBMIT"
 EXTENSIONS = {"model": ".keras", "array": ".npy", "scalar": ".json", "unanswered": ".unanswered"}
 MAX_BYTES = 256 * 1024 * 1024  # one artifact
 MAX_TOTAL = 1024 * 1024 * 1024  # everything one submission sends
+MAX_UNPACKED = 512 * 1024 * 1024  # a .keras model (a zip) once unpacked
+KIND_WORDS = {"model": "a Keras model", "array": "an array", "scalar": "a number or text"}
+
+
+class Refused(GradingError):
+    """The grader will not take a value; the message says why, in a student's words."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def check_unpacked(payload: bytes) -> None:
+    """Refuse a ``.keras`` file that would unpack to more than :data:`MAX_UNPACKED`."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise Refused("the model file is not a .keras file (not a zip archive)") from None
+    if total > MAX_UNPACKED:
+        raise Refused(
+            f"the model unpacks to {_mb(total)}; the grader loads models up to "
+            f"{_mb(MAX_UNPACKED)}: submit a smaller model"
+        )
 
 
 def grading_address() -> tuple[str, str] | None:
@@ -94,6 +120,7 @@ def decode(kind: str, payload: bytes) -> Any:
     if kind == "model":
         import warnings
 
+        check_unpacked(payload)
         # keras.saving.load_model takes only paths; the saving library under it also
         # takes a file object, with the same safe_mode guarantee (keras is pinned < 4).
         from keras.src.saving import saving_lib
@@ -159,11 +186,14 @@ class Collector:
             student's notebook that learns the address and token still cannot send.
     """
 
-    def __init__(self, allowed: dict[str, dict[str, str]] | None = None, sender_ok=None):
+    def __init__(
+        self, allowed: dict[str, dict[str, str]] | None = None, sender_ok=None, folder=None
+    ):
         self.allowed = allowed
         self.sender_ok = sender_ok
         self.token = secrets.token_hex(16)
         self.received: dict[str, dict[str, tuple[str, bytes]]] = {}  # task -> name -> artifact
+        self.refused: dict[str, str] = {}  # task -> why the grader refused a value of it
         self._reserved = 0
         self._lock = threading.Lock()
         collector = self
@@ -176,10 +206,13 @@ class Collector:
                         raise GradingError("this process may not submit for this notebook")
                     collector._receive(self.rfile)
                     self.wfile.write(b"ok\n")
-                except Exception as exc:  # noqa: BLE001 - reported to the kernel
+                except GradingError as exc:  # why, in words; never a header (it holds the token)
                     self.wfile.write(f"error: {exc}\n".encode())
+                except Exception:  # noqa: BLE001 - e.g. a header that is not JSON
+                    self.wfile.write(b"error: the grader could not read this submission\n")
 
-        self._folder = tempfile.mkdtemp(prefix="forge-collect-")
+        self._owned = folder is None
+        self._folder = tempfile.mkdtemp(prefix="forge-collect-") if folder is None else folder
         self.path = os.path.join(self._folder, "collector.sock")
         self._server = socketserver.ThreadingUnixStreamServer(self.path, Handler)
         self._server.daemon_threads = True
@@ -196,7 +229,8 @@ class Collector:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._owned:
+            shutil.rmtree(self._folder, ignore_errors=True)
 
     def _receive(self, rfile) -> None:
         header = json.loads(rfile.readline(4096))
@@ -204,23 +238,35 @@ class Collector:
             raise GradingError("bad token")
         task, name, kind = str(header["task"]), str(header["name"]), str(header["kind"])
         size = int(header["size"])
-        if kind not in EXTENSIONS or not (0 <= size <= MAX_BYTES):
-            raise GradingError(f"bad artifact header {header}")
+        if kind not in EXTENSIONS or size < 0:
+            raise GradingError("bad artifact header")
         if not (task.replace("_", "").isalnum() and name.replace("_", "").isalnum()):
-            raise GradingError(f"bad artifact name {task}.{name}")
+            raise GradingError("bad artifact name")
         if self.allowed is not None:
             want = self.allowed.get(task, {}).get(name)
-            if want is None or kind not in (want, "unanswered"):
-                raise GradingError(f"this exercise takes no {kind} {task}.{name}")
+            if want is None:
+                raise GradingError(f"this exercise takes no value {name} for {task}")
+            if kind not in (want, "unanswered"):
+                self._refuse(task, f"{name} should be {KIND_WORDS.get(want, want)}, "
+                                   f"got {KIND_WORDS.get(kind, kind)}")  # fmt: skip
+        if size > MAX_BYTES:
+            self._refuse(task, f"{name} is {_mb(size)}; the grader accepts values up to "
+                               f"{_mb(MAX_BYTES)}: submit something smaller")  # fmt: skip
         with self._lock:  # reserve the room before reading, so parallel senders cannot pile up
             if self._reserved + size > MAX_TOTAL:
-                raise GradingError("this submission has sent more than the grader keeps")
+                self._refuse(task, f"this notebook has sent more than the {_mb(MAX_TOTAL)} "
+                                   "the grader keeps for one submission")  # fmt: skip
             self._reserved += size
         payload = rfile.read(size)
         if len(payload) != size:
             raise GradingError("artifact truncated")
         with self._lock:  # a later call for the same task replaces the earlier answer
             self.received.setdefault(task, {})[name] = (kind, payload)
+
+    def _refuse(self, task: str, why: str) -> None:
+        with self._lock:
+            self.refused[task] = why
+        raise Refused(why)
 
     def artifacts(self) -> dict[str, dict[str, tuple[str, bytes]]]:
         """A copy of everything received: task -> name -> (kind, bytes)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 import re
 from typing import Any
 
@@ -27,7 +28,7 @@ __all__ = [
     "show_bar",
 ]
 
-STATUSES = ("passed", "failed", "error", "timeout", "crashed", "missing")
+STATUSES = ("passed", "failed", "error", "timeout", "crashed", "missing", "cancelled")
 
 
 @dataclasses.dataclass
@@ -176,9 +177,13 @@ def _wrong_kind(the_task: Task, values: dict[str, Any]) -> str | None:
                 np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
             ):
                 return f"{name} should be an array of numbers, got {type(value).__name__}"
+            if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
+                return f"{name} holds NaN or infinite values; every number must be finite"
         elif kind == "scalar":
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 return f"{name} should be a number or a text, got {type(value).__name__}"
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"{name} is {value!r}, not a finite number"
     return None
 
 

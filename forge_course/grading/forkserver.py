@@ -11,12 +11,24 @@ TensorFlow op, and then forks, on request from the grading workers,
 - a scorer for each submission (``kind: score``): grader code only, which loads the
   received artifacts and runs the checks, then writes the rows back and exits.
 
-Requests arrive on a Unix socket in a private folder and must carry a token that only
-the grader's processes hold (never a kernel's environment or memory). The server and
-each kernel are child *subreapers*: whatever a notebook starts in the background is
-re-parented to them and killed when its kernel ends. If the server dies (a notebook
-may kill it), workers fall back to Jupyter's usual kernel launch and score in place
-while the grader restarts it; ``FORGE_COURSE_FORK=0`` (or not Linux) always does.
+With the sandbox (:mod:`.sandbox`, the default) the server runs under bubblewrap with a
+read-only view of the course and a minimal environment, started with ``python -I`` (the
+grader's working folder, ``PYTHONPATH`` and user site-packages are never imported from),
+and each kernel it forks enters namespaces of its own before any student code runs: no
+kernel can see the server, its socket or another kernel. The server then needs no
+secret: requests arrive on a Unix socket in the batch's private folder, which no kernel
+can see, and only from processes of the grader's own PID namespace. Without the
+sandbox (``--no-sandbox``) requests must also carry a token; a kernel forked from the
+server could find it in its memory, which is why that mode is not safe for a hostile
+cohort. The server's main loop reads only a one-line header of each request; the
+request itself (another student's environment, artifacts) is read by the forked child,
+so nothing of one student stays in the memory the next kernel is forked from.
+
+The server and each kernel are child *subreapers*: whatever a notebook starts in the
+background is re-parented to them and killed when its kernel ends (a sandboxed kernel
+is PID 1 of its namespace: everything in it ends with it). If the server dies, workers
+fall back to Jupyter's usual kernel launch (sandboxed by bwrap) and score in a
+subprocess while the grader restarts it; ``FORGE_COURSE_FORK=0`` (or not Linux) always does.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
 
+from forge_course.grading import sandbox as sb
 from forge_course.grading.procs import LIMITS, become_subreaper, die_with_parent, kill_tree
 
 PRELOAD = (
@@ -61,6 +74,7 @@ PRELOAD = (
     "psutil",
 )
 PROVISIONER = "forge-fork"
+HEADER_MAX = 4096  # the one line the server's main loop reads of a request
 
 
 def enabled() -> bool:
@@ -69,12 +83,17 @@ def enabled() -> bool:
 
 
 class ForkServer:
-    """The grader's handle on the fork server process (start it, stop it)."""
+    """The grader's handle on the fork server process (start it, stop it).
 
-    def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="forge-fork-")
+    With a :class:`~.sandbox.Sandbox`, the server runs under bwrap, its socket sits in
+    the sandbox's private folder and it takes no token; without, a token guards it.
+    """
+
+    def __init__(self, box: sb.Sandbox | None = None) -> None:
+        self.box = box
+        self.folder = str(box.server_dir) if box else tempfile.mkdtemp(prefix="forge-fork-")
         self.path = os.path.join(self.folder, "server.sock")
-        self.token = secrets.token_hex(16)
+        self.token = "" if box else secrets.token_hex(16)
         self.proc = self._spawn()  # it imports TensorFlow now; wait_ready() waits for it
         self._ready: bool | None = None
 
@@ -90,7 +109,7 @@ class ForkServer:
         """Wait for a starting server's "ready" line; kill it if it says anything else."""
         if proc.stdout.readline().strip() == "ready":
             return True
-        proc.kill()
+        kill_tree(proc.pid)
         proc.wait()
         return False
 
@@ -101,26 +120,29 @@ class ForkServer:
         return self._ready
 
     def _spawn(self) -> subprocess.Popen:
-        env = os.environ | {
+        settings = {
             "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
             "FORGE_COURSE_OFFLINE": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
         }  # fmt: skip
+        hide = self.box.hide if self.box else []
+        config = json.dumps({"sandbox": self.box is not None, "hide": hide})
+        argv = [sys.executable, "-I", "-m", "forge_course.grading.forkserver", self.path, config]
+        if self.box is not None:
+            argv, env = self.box.server_command(argv), self.box.server_env(settings)
+        else:
+            env = os.environ | settings
         if os.path.exists(self.path):
             os.unlink(self.path)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "forge_course.grading.forkserver", self.path],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=env, cwd=self.folder,
+        )  # fmt: skip
         proc.stdin.write(self.token + "\n")  # not argv or env: kernels must not see it
         proc.stdin.flush()
         return proc
 
     def ensure_running(self) -> None:
-        """Restart the server at the same address if a notebook killed it."""
+        """Restart the server at the same address if it died."""
         if self.wait_ready() and self.proc.poll() is not None:
             try:
                 self.proc = self._launch()
@@ -128,13 +150,13 @@ class ForkServer:
                 pass
 
     @classmethod
-    def start(cls) -> ForkServer | None:
+    def start(cls, box: sb.Sandbox | None = None) -> ForkServer | None:
         """Start a server (call :meth:`wait_ready` before its first use), or return None
         when forking is off or the process cannot start."""
         if not enabled():
             return None
         try:
-            return cls()
+            return cls(box)
         except (OSError, RuntimeError):
             return None
 
@@ -146,7 +168,8 @@ class ForkServer:
         if self.proc.poll() is None:
             kill_tree(self.proc.pid)
             self.proc.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.box is None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclasses.dataclass
@@ -155,25 +178,29 @@ class Client:
 
     ``address`` is the server's (socket path, token), or None when kernels start the
     usual way. ``spawned`` holds the kernels forked for the submission being graded
-    (``psutil.Process`` objects: a pid alone may be reused), ``kernel_log`` where that
-    kernel's stdout and stderr go.
+    (``psutil.Process`` objects: a pid alone may be reused); ``job`` is that
+    submission's folder, ``limits`` its kernel's limits; ``sandboxed`` whether kernels
+    run in the sandbox (a plain kernel then runs under bwrap).
     """
 
     address: tuple[str, str] | None = None
+    sandboxed: bool = False
     spawned: list = dataclasses.field(default_factory=list)
-    kernel_log: str = os.devnull
+    job: str = ""
+    limits: sb.Limits = sb.LIMITS
 
-    def new_submission(self, kernel_log: str) -> None:
-        """Forget the last submission's kernels; send the next kernel's output to a log."""
+    def new_submission(self, job: str, limits: sb.Limits) -> None:
+        """Forget the last submission's kernels; the next kernel works in ``job``."""
         self.spawned.clear()
-        self.kernel_log = kernel_log
+        self.job, self.limits = job, limits
 
-    def _request(self, request: dict, timeout: float) -> bytes:
+    def _request(self, kind: str, body: dict, timeout: float) -> bytes:
         path, token = self.address
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(LIMITS.request)
             sock.connect(path)
-            sock.sendall(json.dumps(request | {"token": token}).encode() + b"\n")
+            header = json.dumps({"kind": kind, "token": token}).encode() + b"\n"
+            sock.sendall(header + json.dumps(body).encode() + b"\n")
             sock.settimeout(timeout)
             chunks = []
             while chunk := sock.recv(65536):
@@ -182,19 +209,27 @@ class Client:
 
     def spawn_kernel(self, argv: list[str], env: dict[str, str], cwd: str) -> int:
         """Fork a kernel that runs ``ipykernel`` with ``argv``'s arguments; return its pid."""
+        request = {
+            "argv": argv, "env": env, "cwd": cwd, "job": self.job,
+            "limits": self.limits.to_dict(),
+        }  # fmt: skip
+        pid = int(self._request("kernel", request, LIMITS.kernel_fork))
+        self.track(pid)
+        return pid
+
+    def track(self, pid: int) -> None:
+        """Count ``pid`` among this submission's kernels."""
         import psutil
 
-        request = {"kind": "kernel", "argv": argv, "env": env, "cwd": cwd, "log": self.kernel_log}
-        pid = int(self._request(request, LIMITS.kernel_fork))
         try:
             self.spawned.append(psutil.Process(pid))
         except psutil.Error:
             pass  # already gone: Jupyter will find out
-        return pid
 
-    def score(self, args: dict) -> dict:
-        """Score in a forked grader process; return what :func:`.score.score_request` does."""
-        raw = self._request({"kind": "score", "args": args}, LIMITS.score)
+    def score(self, args: dict, seconds: float) -> dict:
+        """Score in a forked grader process within ``seconds``; return what
+        :func:`.score.score_request` does. TimeoutError when it takes longer."""
+        raw = self._request("score", {"args": args, "seconds": seconds}, seconds + 5)
         if not raw:
             raise RuntimeError("the scoring process died before it answered")
         return json.loads(raw)
@@ -248,42 +283,67 @@ class _Forked:
 
 
 class ForkProvisioner(LocalProvisioner):
-    """Jupyter kernel provisioner that asks the fork server for the kernel process."""
+    """Jupyter kernel provisioner: a kernel forked by the fork server, else the usual
+    launch (under bwrap when the batch is sandboxed)."""
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
         client = WORKER
-        if client is None or client.address is None or "ipykernel_launcher" not in cmd:
+        if client is None or "ipykernel_launcher" not in cmd:
             return await super().launch_kernel(cmd, **kwargs)
         env = {str(k): str(v) for k, v in (kwargs.get("env") or os.environ).items()}
         cwd = str(kwargs.get("cwd") or os.getcwd())
-        try:
-            pid = client.spawn_kernel(cmd, env, cwd)
-        except (OSError, ValueError):  # the server is gone: launch the usual way
-            return await super().launch_kernel(cmd, **kwargs)
-        self.process = _Forked(pid)
-        self.pid = self.pgid = pid
-        self.cwd = cwd
-        return self.connection_info
+        if client.address is not None:
+            try:
+                pid = client.spawn_kernel(cmd, env, cwd)
+            except (OSError, ValueError):  # the server is gone: launch the usual way
+                pass
+            else:
+                self.process = _Forked(pid)
+                self.pid = self.pgid = pid
+                self.cwd = cwd
+                return self.connection_info
+        if client.sandboxed:
+            cmd = sb.kernel_command(cmd, client.job, client.limits)
+            kwargs = kwargs | {"env": sb.kernel_env(env, client.job), "cwd": f"{client.job}/work"}
+        info = await super().launch_kernel(cmd, **kwargs)
+        client.track(self.pid)
+        return info
 
 
 # --------------------------------------------------------------------------- server side
 
 
-def _become_kernel(request: dict) -> None:
+def _become_kernel(request: dict, conn: socket.socket, config: dict) -> None:
+    """In a forked child: become the kernel (in a sandbox of its own, when asked)."""
+
+    def report(pid: int) -> None:
+        conn.sendall(f"{pid}\n".encode())
+        conn.shutdown(socket.SHUT_RDWR)  # the kernel holds a copy: end the answer here
+        conn.close()
+
+    if config["sandbox"]:
+        sb.enter(request["job"], config["hide"], sb.Limits(**request["limits"]), report)
+        conn.close()  # the kernel's copy of it
+        env = sb.kernel_env(request["env"], request["job"])
+    else:
+        report(os.getpid())
+        os.chdir(request["cwd"])
+        env = request["env"]
     os.setsid()
     become_subreaper()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = os.path.join(request["job"], "kernel.log")
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    os.chdir(request["cwd"])
     os.environ.clear()
-    os.environ.update(request["env"])
+    os.environ.update(env)
     argv = request["argv"]
     args = argv[argv.index("ipykernel_launcher") + 1 :]
     sys.argv = [argv[0], *args]
+    del request, argv
     from ipykernel.kernelapp import launch_new_instance
 
     try:
@@ -293,20 +353,50 @@ def _become_kernel(request: dict) -> None:
 
 
 def _score(conn: socket.socket, request: dict) -> None:
+    """In a forked child: score within the request's seconds (CPU and wall clock)."""
     from forge_course.grading.score import score_request
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    seconds = max(1, int(request.get("seconds") or LIMITS.score))
+    cores = os.cpu_count() or 1
+    sb.set_limits(sb.Limits(cpu_s=seconds * cores + 5))
+    signal.alarm(seconds)  # past it, SIGALRM ends the scorer: the worker says "timeout"
     conn.sendall(json.dumps(score_request(request["args"]), default=str).encode())
 
 
-def _read_request(conn: socket.socket, secret: list[str]) -> dict | None:
-    """Read one request and check its token; the raw line dies with this frame."""
+def _peer_ok(conn: socket.socket, config: dict) -> bool:
+    """Sandboxed: only a process of the server's own PID namespace (a grading worker,
+    never a kernel, which has a namespace of its own) may ask."""
+    if not config["sandbox"]:
+        return True
+    from forge_course.grading.channel import _peer_pid
+
+    pid = _peer_pid(conn)
+    return pid is not None and _ns_depth(pid) == _ns_depth(os.getpid())
+
+
+def _ns_depth(pid: int) -> int | None:
+    """How many PID namespaces deep ``pid`` lives (its ``NSpid`` entries; world-readable)."""
     try:
-        request = json.loads(conn.makefile("rb").readline())
-        token = str(request.pop("token", ""))
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return len(line.split()) - 1
+    except OSError:
+        pass
+    return None
+
+
+def _read_header(rfile, secret: list[str]) -> str | None:
+    """Read a request's one-line header, check its token; return its kind, or None."""
+    try:
+        header = json.loads(rfile.readline(HEADER_MAX))
+        token, kind = str(header.get("token", "")), str(header.get("kind", ""))
     except (OSError, ValueError, AttributeError):
         return None
-    return request if secret and secrets.compare_digest(token, secret[0]) else None
+    if kind not in ("kernel", "score") or not secrets.compare_digest(token, secret[0]):
+        return None
+    return kind
 
 
 def _reap_orphans(forked: set[int]) -> None:
@@ -319,7 +409,21 @@ def _reap_orphans(forked: set[int]) -> None:
     forked.intersection_update(p.pid for p in psutil.Process().children())
 
 
-def serve(path: str) -> None:
+def _child(conn: socket.socket, rfile, kind: str, config: dict) -> None:
+    """A forked child: read the request itself, then serve it."""
+    conn.settimeout(LIMITS.request)
+    rfile.close()  # unbuffered: it read the header and nothing more; read the rest buffered
+    with conn.makefile("rb") as body:
+        request = json.loads(body.readline())
+    conn.settimeout(None)
+    if kind == "kernel":
+        _become_kernel(request, conn, config)
+    else:
+        _score(conn, request)
+        conn.close()
+
+
+def serve(path: str, config: dict) -> None:
     """The server's loop: preload, then fork one child per request."""
     import importlib
 
@@ -344,9 +448,10 @@ def serve(path: str) -> None:
         except TimeoutError:
             continue
         conn.settimeout(LIMITS.request)  # a client that connects and says nothing cannot block us
-        request = _read_request(conn, secret)
-        conn.settimeout(None)
-        if request is None:
+        rfile = conn.makefile("rb", buffering=0)  # unbuffered: the child reads the rest
+        kind = _read_header(rfile, secret) if _peer_ok(conn, config) else None
+        if kind is None:
+            rfile.close()
             conn.close()
             continue
         pid = os.fork()
@@ -355,21 +460,15 @@ def serve(path: str) -> None:
             code = 0
             try:
                 server.close()
-                if request["kind"] == "kernel":
-                    conn.close()
-                    _become_kernel(request)
-                else:
-                    _score(conn, request)
-                    conn.close()
+                _child(conn, rfile, kind, config)
             except BaseException:  # noqa: BLE001 - a child must never return into the loop
                 code = 1
             finally:
                 os._exit(code)
         forked.add(pid)
-        if request["kind"] == "kernel":
-            conn.sendall(f"{pid}\n".encode())
+        rfile.close()
         conn.close()
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], json.loads(sys.argv[2]))

@@ -1,10 +1,13 @@
 """``forge-course grade``: grade a batch of submissions into a gradebook.
 
-:func:`grade` is the recipe: check the options, find the submissions, make sure a kernel
-can run, grade them in parallel worker processes (:mod:`.worker`), each kernel forked by
-one shared fork server (:mod:`.forkserver`), then write the gradebook (:mod:`.report`).
-The batch always finishes: whatever a submission does, each student gets one row per
-check of each exercise.
+:func:`grade` is the recipe: check the options, make sure kernels can be sandboxed
+(:mod:`.sandbox`; else refuse unless ``--no-sandbox``), find the submissions, make sure
+a kernel can run, grade them in parallel worker processes (:mod:`.worker`), each kernel
+forked by one shared fork server (:mod:`.forkserver`) into a sandbox of its own, then
+write the gradebook (:mod:`.report`) and the executed notebooks (:mod:`.outdir`). The
+batch always finishes: whatever a submission does, each student gets one row per check
+of each exercise. SIGTERM or Ctrl-C stops it: the gradebook then holds what was graded,
+every other submission ``cancelled``, and ``grade`` raises KeyboardInterrupt (exit 130).
 """
 
 from __future__ import annotations
@@ -26,11 +29,16 @@ import nbformat
 
 from forge_course.errors import ExecutionError, GradingError
 from forge_course.grading import params, procs, shards, worker
+from forge_course.grading import sandbox as sb
+from forge_course.grading.outdir import OutDir
 from forge_course.grading.report import Gradebook
 from forge_course.grading.results import GradeOptions, Submission, SubmissionResult
 from forge_course.grading.spec import exercises, load_checks
 
-__all__ = ["GradeOptions", "Submission", "discover", "grade"]
+__all__ = ["NEVER_SUBMISSIONS", "GradeOptions", "Submission", "discover", "grade"]
+
+# Names in a submissions folder that are never a submission (said on stderr when found).
+NEVER_SUBMISSIONS = frozenset({".ipynb_checkpoints", "__pycache__", ".DS_Store", "Thumbs.db"})
 
 
 def grade(
@@ -44,37 +52,115 @@ def grade(
     progress: bool = True,
     only: list[str] | None = None,
     shard: str | None = None,
+    sandbox: bool = True,
 ) -> Gradebook:
     """Grade every submission under ``paths`` into the folder ``out``; return the gradebook.
 
     With ``only`` (exercise names), notebooks answering another exercise get an error
-    row, and every student gets ``missing`` rows for a named exercise they lack.
+    row, and every student gets ``missing`` rows for a named exercise they lack. With
+    ``sandbox`` (the default) every kernel runs in namespaces of its own.
 
     Raises:
-        GradingError: an option or a submission path is not usable (exit code 2).
+        GradingError: an option or a submission path is not usable, or the sandbox
+            cannot work here and ``sandbox`` was not turned off (exit code 2).
         ExecutionError: no Jupyter kernel to run the notebooks in (exit code 3).
+        KeyboardInterrupt: SIGTERM or Ctrl-C, after the gradebook was written.
     """
     opts = _options(out, jobs, timeout, checks_dir, overrides, progress, only)
-    subs = everyone = discover(paths)
+    if sandbox and sb.unavailable():
+        raise GradingError(
+            f"cannot sandbox kernels here: {sb.unavailable()}; "
+            "fix that, or pass --no-sandbox to grade without isolating students"
+        )
+    skipped: list[Path] = []
+    subs = discover(paths, skipped)
+    everyone, record = subs, None
     if shard is not None:  # only shard K's students: grading.shards
         shard = shards.Shard.parse(shard)
-        subs = shards.select(everyone, shard)
+        subs, record = shards.select(everyone, shard), shards.record(shard, everyone, opts)
+    if skipped:
+        names = ", ".join(sorted({p.name for p in skipped}))
+        print(f"grade: not submissions, never graded: {len(skipped)} entries named {names}",
+              file=sys.stderr)  # fmt: skip
     _load_instructor_checks(opts)
     _require_kernel()
     opts.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    batch = _Batch(subs, opts)
+    box = sb.Sandbox(opts.checks) if sandbox else None
+    outdir = OutDir(opts.out)
+    batch = _Batch(subs, opts, box=box, outdir=outdir)
+    stop = _Stop()
     try:
-        with _batch_processes() as server:
-            batch.run(server)
-    finally:  # after Ctrl-C or SIGTERM too: what was graded so far, the rest marked as such
-        book = Gradebook.assemble(
-            batch.results(), opts, fork_server=batch.forked, wall_s=time.perf_counter() - started
-        )
-        if shard is not None:
-            book.parameters["shard"] = shards.record(shard, everyone, opts)
-        book.write(opts.out)
+        with stop:
+            try:
+                with _batch_processes(box) as server:
+                    batch.run(server)
+            finally:  # after Ctrl-C or SIGTERM too: what was graded so far, the rest cancelled
+                with stop.held():
+                    book = _write(batch, opts, outdir, time.perf_counter() - started, box, record)
+    finally:
+        outdir.close()
+        if box is not None:
+            box.close()
     return book
+
+
+def _write(
+    batch: _Batch, opts: GradeOptions, outdir: OutDir, wall_s: float, box, shard=None
+) -> Gradebook:
+    """Write the gradebook, feedback and executed notebooks; then deal with stray files."""
+    book = Gradebook.assemble(
+        batch.results(), opts, fork_server=batch.forked, wall_s=wall_s, sandbox=box is not None
+    )
+    if shard is not None:  # --shard: what grading.shards.merge needs
+        book.parameters["shard"] = shard
+    outdir.publish()
+    book.write(opts.out, outdir)
+    book.stray_files = outdir.strays()
+    for stray in book.stray_files:
+        print(f"grade: {stray['path']} in --out was not written by the grader "
+              f"({stray['action']})", file=sys.stderr)  # fmt: skip
+    if book.stray_files:
+        book.write(opts.out, outdir)
+    return book
+
+
+class _Stop:
+    """SIGTERM and Ctrl-C stop the batch once (KeyboardInterrupt); any further one is
+    ignored, and none interrupts the writing of the gradebook (:meth:`held`)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.holding = False
+        self.saved: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.stopped or self.holding:
+            self.stopped = True
+            return
+        self.stopped = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            self.saved = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, previous in self.saved.items():
+            signal.signal(s, previous)
+        if self.stopped and exc[0] is None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self):
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
 
 
 # ---------------------------------------------------------------- options and inputs
@@ -138,20 +224,24 @@ def _check_out(out: Path) -> None:
             break
 
 
-def discover(paths: list[Path]) -> list[Submission]:
+def discover(paths: list[Path], skipped: list[Path] | None = None) -> list[Submission]:
     """Turn SUBMISSION arguments into submissions.
 
-    A file is one submission (student: its stem). In a folder, every visible file is
-    one (so a stray ``bob.pdf`` is graded as "not a notebook" rather than lost), and
-    every sub-folder is one student (its ``*.ipynb`` files; with none, one row saying so).
+    A file is one submission (student: its stem). In a folder, every entry is one, hidden
+    names included (so a stray ``bob.pdf`` is graded as "not a notebook" rather than
+    lost), and every sub-folder is one student (its ``*.ipynb`` files, hidden ones
+    included; with none, one row saying so). Symbolic links and anything not a regular
+    file get a row that refuses them. Only the names in :data:`NEVER_SUBMISSIONS` are
+    passed over; they are added to ``skipped`` for the caller to say so.
     """
+    skipped = skipped if skipped is not None else []
     found: list[Submission] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_file():
-            found.append(Submission(path.stem, path))
+        if path.is_symlink() or path.is_file():
+            found.append(Submission(_stem(path), path))
         elif path.is_dir():
-            found += _in_folder(path)
+            found += _in_folder(path, skipped)
         else:
             raise GradingError(f"submission {path} does not exist")
     if not found:
@@ -168,21 +258,36 @@ def discover(paths: list[Path]) -> list[Submission]:
     return found
 
 
-def _in_folder(folder: Path) -> list[Submission]:
+def _stem(path: Path) -> str:
+    return path.stem or path.name  # ".ipynb" alone has no stem
+
+
+def _in_folder(folder: Path, skipped: list[Path]) -> list[Submission]:
     found: list[Submission] = []
     for item in sorted(folder.iterdir()):
-        if item.name.startswith(".") or item.name.startswith("__"):
-            continue
-        if item.is_file():  # regular files only: no pipes, devices or sockets
-            found.append(Submission(item.stem, item))
-        elif item.is_dir():
-            nbs = [
-                p for p in sorted(item.rglob("*.ipynb"))
-                if p.is_file() and ".ipynb_checkpoints" not in p.parts
-            ]  # fmt: skip
+        if item.name in NEVER_SUBMISSIONS:
+            skipped.append(item)
+        elif item.is_dir() and not item.is_symlink():
+            nbs = _notebooks(item, skipped)
             found += [Submission(item.name, nb, nb.relative_to(item).as_posix()) for nb in nbs]
             found += [] if nbs else [Submission(item.name, item)]
+        else:  # files, and what only looks like one: links, pipes, devices get their row
+            found.append(Submission(_stem(item), item))
     return found
+
+
+def _notebooks(student: Path, skipped: list[Path]) -> list[Path]:
+    """Every ``*.ipynb`` under a student's folder (links too: they get a refusing row)."""
+    found = []
+    for root, dirs, files in os.walk(student):  # never follows a link
+        for name in list(dirs):
+            if name in NEVER_SUBMISSIONS:
+                skipped.append(Path(root) / name)
+                dirs.remove(name)
+            elif os.path.islink(os.path.join(root, name)):
+                found.append(Path(root) / name)
+        found += [Path(root) / n for n in files if n.lower().endswith(".ipynb")]
+    return sorted(found)
 
 
 def _load_instructor_checks(opts: GradeOptions) -> None:
@@ -206,27 +311,19 @@ def _require_kernel() -> None:
 
 
 @contextlib.contextmanager
-def _batch_processes():
-    """Adopt orphans, start the fork server (None: plain kernels), treat SIGTERM as Ctrl-C;
+def _batch_processes(box: sb.Sandbox | None):
+    """Adopt orphans, start the fork server (None: plain kernels), in ``box`` if given;
     afterwards stop the server and kill whatever a submission left behind."""
     from forge_course.grading.forkserver import ForkServer
 
     procs.become_subreaper()  # orphans whose kernel and fork server died come to us
-    server = ForkServer.start()
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    server = ForkServer.start(box)
     try:
         yield server
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
         if server is not None:
             server.close()
         _sweep()
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _sweep() -> None:
@@ -248,6 +345,8 @@ class _Batch:
 
     subs: list[Submission]
     opts: GradeOptions
+    box: sb.Sandbox | None = None  # the batch's sandbox, or None: kernels not isolated
+    outdir: OutDir | None = None  # where executed notebooks wait for the end
     server: Any = None  # the ForkServer, or None: plain kernels
     forked: bool = False  # whether the fork server ran
     done: dict[int, SubmissionResult] = dataclasses.field(default_factory=dict)
@@ -283,21 +382,24 @@ class _Batch:
         """Every submission's result in the order of ``subs``; those not graded say so."""
         why = "the grading run was stopped before this notebook was graded; grade it again"
         return [
-            self.done.get(i) or _unscored(sub, why, self.opts, interrupted=True)
+            self.done.get(i) or _unscored(sub, why, self.opts, cancelled=True)
             for i, sub in enumerate(self.subs)
         ]
 
     def _done(self, i: int, result: SubmissionResult) -> None:
-        self.done[i] = result
+        if self.outdir is not None and (result.executed or result.log):
+            self.outdir.keep(result.student, result.notebook, result.executed, result.log)
+        self.done[i] = result | {"executed": None, "log": ""}
         self.bar.update(1)
 
     def _pool(self, todo: list[int], jobs: int) -> bool:
         """Grade ``todo`` in one pool; return True if the pool broke."""
         threads = max(1, (os.cpu_count() or 1) // jobs)
         address = self.server.address if self.server is not None else None
+        jobs_dir = str(self.box.jobs) if self.box is not None else None
         pool = futures.ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker.init, initargs=(threads, address),
+            initializer=worker.init, initargs=(threads, address, jobs_dir),
         )  # fmt: skip
         broken = False
         try:
@@ -328,17 +430,17 @@ class _Batch:
 
 
 def _unscored(
-    sub: Submission, what: str, opts: GradeOptions, *, interrupted: bool = False
+    sub: Submission, what: str, opts: GradeOptions, *, cancelled: bool = False
 ) -> SubmissionResult:
     """The result of a submission that was never scored: the grader failed on it (every
-    check ``crashed``), or the batch was stopped before it (every check ``error``)."""
+    check ``crashed``), or the batch was stopped before it (every check ``cancelled``)."""
     try:
-        nb = nbformat.read(sub.path, as_version=4)
+        nb = nbformat.reads(worker.read_submission(sub.path).decode(), as_version=4)
         ex = opts.exercise(worker.which_exercise(nb, sub.path).name)
     except Exception:  # noqa: BLE001 - then one row for the notebook says it
         ex = None
-    if interrupted:
-        return SubmissionResult.interrupted(sub, what, ex)
+    if cancelled:
+        return SubmissionResult.cancelled(sub, what, ex)
     return SubmissionResult.grader_failed(
         sub, f"the grader failed on this submission: {what}"[:500], ex
     )

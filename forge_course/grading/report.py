@@ -35,11 +35,14 @@ class Gradebook:
     """Every submission's result, and how the batch ran.
 
     Attributes:
-        parameters: the batch's options (overrides, timeout, jobs, fork server or not).
+        parameters: the batch's options (overrides, timeout, jobs, fork server or not,
+            kernels sandboxed or not).
         environment: versions and device of the grader that scored.
         wall_s: seconds the whole batch took.
         submissions: one result per student and exercise (and per file that is none).
         not_counted: further notebooks for an exercise already counted (the lower score).
+        stray_files: files found in ``--out`` that the grader did not write
+            (:class:`~.outdir.OutDir`), each with what was done about it.
     """
 
     parameters: dict[str, Any]
@@ -47,6 +50,7 @@ class Gradebook:
     wall_s: float
     submissions: list[SubmissionResult]
     not_counted: list[SubmissionResult] = dataclasses.field(default_factory=list)
+    stray_files: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
     @classmethod
     def assemble(
@@ -56,6 +60,7 @@ class Gradebook:
         *,
         fork_server: bool,
         wall_s: float,
+        sandbox: bool = False,
     ) -> Gradebook:
         """Make the gradebook of a batch: one notebook per student and exercise counts,
         and a student lacking an exercise of ``opts.only`` gets its ``missing`` rows."""
@@ -67,6 +72,7 @@ class Gradebook:
                 "timeout_s": opts.timeout,
                 "jobs": opts.jobs,
                 "fork_server": fork_server,
+                "sandbox": sandbox,
             },  # fmt: skip
             environment=next((r.environment for r in results if r.environment), {}),
             wall_s=round(wall_s, 2),
@@ -124,21 +130,30 @@ class Gradebook:
                 for s in self.submissions
             ],
             "not_counted": [s.to_dict() for s in self.not_counted],
+            "stray_files": self.stray_files,
         }
 
     # ------------------------------------------------------------------ its files
 
-    def write(self, out: Path) -> None:
-        """Write ``gradebook.csv``, the feedback and ``gradebook.json``, each atomically."""
+    def write(self, out: Path, outdir=None) -> None:
+        """Write ``gradebook.csv``, the feedback and ``gradebook.json``, each atomically
+        (through ``outdir``, an :class:`~.outdir.OutDir` that records them, when given)."""
         out = Path(out)
-        _atomic(out / "gradebook.csv", self.csv())
+
+        def put(rel: str, text: str) -> None:
+            if outdir is not None:
+                outdir.write(rel, text)
+            else:
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                _atomic(out / rel, text)
+
+        put("gradebook.csv", self.csv())
         by_student: dict[str, list[SubmissionResult]] = defaultdict(list)
         for s in self.submissions:
             by_student[s.student].append(s)
-        (out / "feedback").mkdir(exist_ok=True)
         for student, name in self.feedback_files().items():
-            _atomic(out / "feedback" / f"{name}.md", feedback(student, by_student[student]))
-        _atomic(out / "gradebook.json", json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+            put(f"feedback/{name}.md", feedback(student, by_student[student]))
+        put("gradebook.json", json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
     def csv(self) -> str:
         """``gradebook.csv``: :data:`COLUMNS`, points as ``2`` rather than ``2.0``."""
@@ -146,7 +161,8 @@ class Gradebook:
         writer = csv.DictWriter(table, fieldnames=COLUMNS)
         writer.writeheader()
         for row in self.rows():
-            writer.writerow(row | {k: f"{row[k]:g}" for k in ("points", "possible")})
+            cells = {k: _cell(v) for k, v in row.items()}
+            writer.writerow(cells | {k: f"{row[k]:g}" for k in ("points", "possible")})
         return table.getvalue()
 
 
@@ -214,7 +230,7 @@ def feedback(student: str, subs: list[SubmissionResult]) -> str:
         title = s.exercise or "unknown exercise"
         lines += [f"## {title} ({s.notebook}): {s.points:g}/{s.possible:g} points", ""]
         if s.message:
-            lead = {"completed": "Note", "missing": "Missing", "interrupted": "Not graded"}.get(
+            lead = {"completed": "Note", "missing": "Missing", "cancelled": "Not graded"}.get(
                 s.outcome, "Your notebook did not run to the end"
             )
             lines += [f"{lead}: {s.message}", ""]
@@ -229,6 +245,16 @@ def feedback(student: str, subs: list[SubmissionResult]) -> str:
                     lines.append(f"  - hint: {r.hint}")
         lines.append("")
     return "\n".join(lines)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: one starting like a formula gets a ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and value != "-":
+        return "'" + value
+    return value
 
 
 def _safe(name: str) -> str:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["NOTEBOOK_ROW", "GradeOptions", "Submission", "SubmissionResult"]
 
 NOTEBOOK_ROW = "(notebook)"  # the check name of the row a file that is no exercise gets
-OUTCOMES = ("completed", "error", "timeout", "crashed", "missing", "interrupted")
+OUTCOMES = ("completed", "error", "timeout", "crashed", "missing", "cancelled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +82,10 @@ class SubmissionResult:
 
     ``outcome`` says how the notebook ran (``completed``, ``error``, ``timeout``,
     ``crashed``), or ``missing`` for an exercise a student handed nothing in for, or
-    ``interrupted`` when the batch was stopped before it was graded.
+    ``cancelled`` when the batch was stopped (SIGTERM, Ctrl-C) before it was graded.
+    ``sandboxed`` says whether its kernel ran in a sandbox of its own; ``executed`` and
+    ``log`` (the executed notebook and the kernel's log) travel to the grader, which
+    writes them, and are not part of :meth:`to_dict`.
     """
 
     student: str
@@ -99,6 +102,9 @@ class SubmissionResult:
     score_s: float | None = None  # scoring what it submitted
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)  # of the scorer
     grader_failure: bool = False  # the grader's own fault, not the student's
+    sandboxed: bool = False  # its kernel ran in namespaces of its own
+    executed: str | None = None  # the executed notebook (not in to_dict)
+    log: str = ""  # the end of the kernel's log (not in to_dict)
 
     @property
     def points(self) -> float:
@@ -119,7 +125,8 @@ class SubmissionResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain data (what ``gradebook.json`` holds), points included."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields = [f.name for f in dataclasses.fields(self) if f.name not in ("executed", "log")]
+        data = {name: getattr(self, name) for name in fields}
         data["rows"] = [r.to_dict() for r in self.rows]
         return data | {"points": self.points, "possible": self.possible}
 
@@ -142,11 +149,12 @@ class SubmissionResult:
         return cls._unscored(sub, "crashed", "crashed", why, exercise) | {"grader_failure": True}
 
     @classmethod
-    def interrupted(
+    def cancelled(
         cls, sub: Submission, why: str, exercise: Exercise | None = None
     ) -> SubmissionResult:
-        """Grading stopped (Ctrl-C, SIGTERM) before ``sub`` was graded: every check ``error``."""
-        return cls._unscored(sub, "interrupted", "error", why, exercise)
+        """Grading stopped (Ctrl-C, SIGTERM) before ``sub`` was graded: every check
+        ``cancelled`` (graded again, it may well pass)."""
+        return cls._unscored(sub, "cancelled", "cancelled", why, exercise)
 
     @classmethod
     def _unscored(cls, sub, outcome, status, why, exercise) -> SubmissionResult:

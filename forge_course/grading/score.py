@@ -1,8 +1,14 @@
 """Scoring: run every check on what a submission sent, in a grader process.
 
-This runs either in a scorer forked by the fork server (TensorFlow preloaded) or in the
-grading worker itself; never in the learner's kernel. Between processes a request and
-its answer travel as JSON (:meth:`ScoreRequest.to_dict`, :meth:`Scored.to_dict`).
+This runs either in a scorer forked by the fork server (TensorFlow preloaded) or, when
+the server is gone, in a fresh ``python -I -m forge_course.grading.score`` process
+(:func:`score_in_subprocess`); never in the learner's kernel, never in the grading
+worker. Either way it runs under a wall-clock limit equal to the notebook's own limit
+(``--timeout``, else the exercise's), with a memory limit, and models are loaded only
+up to :data:`~.channel.MAX_UNPACKED` bytes unpacked. Between processes a request and
+its answer travel as JSON (:meth:`ScoreRequest.to_dict`, :meth:`Scored.to_dict`), and
+the worker accepts an answer only if its rows are exactly the exercise's checks
+(:func:`checked_rows`).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class ScoreRequest:
     params: dict[str, Any]
     outcome: str  # completed, error, timeout or crashed
     message: str
+    refused: dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe data (artifacts in base64), to send to a scorer process."""
@@ -103,17 +110,7 @@ def score(request: ScoreRequest) -> Scored:
     rows: list[CheckResult] = []
     for t in ex.tasks:
         if t.id not in request.artifacts:
-            if request.outcome == "completed":
-                status = "missing"
-                why = (
-                    f"check({t.id!r}, ...) was never called; answer the exercise and run its "
-                    "check cell (deleted or replaced cells submit nothing)"
-                )
-            else:
-                status, why = (
-                    request.outcome,
-                    f"not submitted before the run ended: {request.message}",
-                )
+            status, why = _not_received(t.id, request)
             rows += [CheckResult.zero(c, status, why) for c in t.checks]
             continue
         setup(int(request.params.get("SEED", 0)), verbose=False)
@@ -121,11 +118,84 @@ def score(request: ScoreRequest) -> Scored:
             sent = request.artifacts[t.id]
             values = {name: decode(kind, data) for name, (kind, data) in sent.items()}
         except Exception as exc:  # noqa: BLE001
-            why = f"could not load what you submitted for {t.id}: {type(exc).__name__}: {exc}"[:500]
+            why = f"could not load what you submitted for {t.id}: {_in_words(exc)}"[:500]
             rows += [CheckResult.zero(c, "error", why) for c in t.checks]
             continue
         rows += run_checks(t, values, request.params, t.checks)
     return Scored(rows, environment())
+
+
+def _not_received(task_id: str, request: ScoreRequest) -> tuple[str, str]:
+    """The status and message of a task the grader holds no answer for."""
+    if task_id in request.refused:
+        why = request.refused[task_id]
+        return "error", f"the grader refused what you submitted for {task_id}: {why}"
+    if request.outcome == "completed":
+        return "missing", (
+            f"check({task_id!r}, ...) was never called; answer the exercise and run its "
+            "check cell (deleted or replaced cells submit nothing)"
+        )
+    return request.outcome, f"not submitted before the run ended: {request.message}"
+
+
+def _in_words(exc: Exception) -> str:
+    """Why an artifact did not load, as a student would understand it."""
+    from forge_course.grading.channel import Refused
+
+    text = str(exc)
+    if isinstance(exc, Refused):
+        return text
+    if "safe_mode" in text or "unsafe" in text.lower() or "lambda" in text.lower():
+        return (
+            "your model holds Python code (a Lambda layer or a custom class), which the "
+            "grader does not run (Keras safe mode); build it from Keras's own layers"
+        )
+    if "Could not locate class" in text or "custom" in text.lower():
+        return (
+            "your model uses a class defined in your notebook, which the grader cannot "
+            "import; build it from Keras's own layers"
+        )
+    first = text.strip().splitlines()[0][:200] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def checked_rows(rows: list[CheckResult], ex: Exercise) -> list[CheckResult]:
+    """``rows`` if they are exactly ``ex``'s checks, in order, each within its points.
+
+    A scorer process is grader code, but it loads what a student sent: its answer is
+    accepted only when it could be a true one. Raises ValueError saying what is wrong.
+    """
+    from forge_course.grading.feedback import STATUSES
+
+    want = ex.checks
+    if [r.check for r in rows] != [c.id for c in want]:
+        raise ValueError("the scorer's rows are not this exercise's checks")
+    for r, c in zip(rows, want, strict=True):
+        points = float(r.points)
+        if r.possible != c.points or r.hidden != c.hidden or r.status not in STATUSES:
+            raise ValueError(f"the scorer's row for {c.id} does not match the check")
+        if not (0 <= points <= c.points) or (r.status != "passed" and points):
+            raise ValueError(f"the scorer's row for {c.id} has impossible points")
+    return rows
+
+
+def score_in_subprocess(request: ScoreRequest, seconds: float) -> Scored:
+    """Score in a fresh Python process within ``seconds`` (TimeoutError past them)."""
+    import json
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-I", "-m", __name__, str(int(seconds))]
+    try:
+        done = subprocess.run(
+            argv, input=json.dumps(request.to_dict()), capture_output=True, text=True,
+            timeout=seconds, env=os.environ | {"FORGE_COURSE_OFFLINE": "1"},
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"scoring took longer than {seconds:g} s") from None
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError("the scoring process died before it answered")
+    return Scored.from_dict(json.loads(done.stdout))
 
 
 def environment() -> dict[str, Any]:
@@ -133,3 +203,13 @@ def environment() -> dict[str, Any]:
     from forge_course.env import describe
 
     return describe() | {"platform": platform.platform(), "cpus": os.cpu_count()}
+
+
+if __name__ == "__main__":  # score_in_subprocess's process: request on stdin, answer on stdout
+    import json
+    import sys
+
+    from forge_course.grading.sandbox import Limits, set_limits
+
+    set_limits(Limits(cpu_s=int(sys.argv[1]) * (os.cpu_count() or 1) + 5))
+    print(json.dumps(score_request(json.load(sys.stdin)), default=str))

@@ -3,12 +3,15 @@
 :func:`grade_one` is the recipe:
 
 1. find the submission's exercise (notebook metadata written by ``assign``);
-2. run a copy in a kernel of its own, in a private folder, with the grading parameters
-   injected, while a :class:`~forge_course.grading.channel.Collector` receives what its
-   ``check(...)`` calls submit and a watchdog enforces the time limit; then kill
-   whatever the notebook left running;
-3. mark the executed notebook where it stopped;
-4. score what the collector received, in a grader process (:mod:`.score`).
+2. run a copy in a kernel of its own (in its own sandbox, :mod:`.sandbox`), in a job
+   folder of its own, with the grading parameters injected, while a
+   :class:`~forge_course.grading.channel.Collector` receives what its ``check(...)``
+   calls submit and a watchdog enforces the time limit; then kill whatever the
+   notebook left running;
+3. mark the executed notebook where it stopped; keep it (outputs capped, :mod:`.engine`)
+   and the kernel's log in memory: only the grader writes ``--out``, at the end;
+4. score what the collector received, in a grader process (:mod:`.score`), and accept
+   the scorer's answer only if it fits the exercise.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -27,12 +31,17 @@ from pathlib import Path
 import nbformat
 
 from forge_course.errors import GradingError
-from forge_course.grading import forkserver, procs
+from forge_course.grading import engine, forkserver, procs
+from forge_course.grading import sandbox as sb
 from forge_course.grading.forkserver import Client
 from forge_course.grading.results import GradeOptions, Submission, SubmissionResult
 from forge_course.grading.spec import Exercise, exercise, exercises
 
-__all__ = ["grade_one", "init", "which_exercise"]
+__all__ = ["grade_one", "init", "read_submission", "which_exercise"]
+
+MAX_NOTEBOOK = 64 * 1024 * 1024  # bytes of a handed-in notebook
+LOG_TAIL = 64 * 1024  # bytes of a kernel's log kept
+JOBS: str | None = None  # the sandbox's job folder, or None: no sandbox
 
 # What a submission's kernel and scorer see in their environment.
 GRADING_ENV = {
@@ -43,11 +52,14 @@ GRADING_ENV = {
 }
 
 
-def init(threads: int, address: tuple[str, str] | None) -> None:
-    """Worker start-up: its share of the cores, the fork server, adoption of orphans."""
-    forkserver.WORKER = Client(address)
-    if address is not None:
-        os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = forkserver.PROVISIONER
+def init(threads: int, address: tuple[str, str] | None, jobs: str | None = None) -> None:
+    """Worker start-up: its share of the cores, the fork server, the sandbox's job
+    folder (None: no sandbox), adoption of orphans."""
+    global JOBS
+    JOBS = jobs
+    forkserver.WORKER = Client(address, sandboxed=jobs is not None)
+    os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = forkserver.PROVISIONER
+    engine.register()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -71,29 +83,30 @@ def grade_one(sub: Submission, opts: GradeOptions) -> SubmissionResult:
     started = time.perf_counter()
     client = forkserver.WORKER or Client()
     try:
-        ex = _exercise_of(sub, opts)
+        raw = read_submission(sub.path)
+        ex = _exercise_of(sub, raw, opts)
     except GradingError as why:  # not JSON, not a notebook, unknown or unwanted exercise
         return SubmissionResult.not_gradable(sub, str(why), _since(started))
     params = ex.params | opts.overrides
     limit = opts.timeout or ex.timeout
-    executed = opts.executed(sub)
-    run = _run(sub.path, executed, ex, params, limit, client)
-    if run.outcome != "completed":
-        _mark_stop(executed, sub.path, run.outcome, run.message)
+    run = _run(raw, ex, params, limit, client)
     scored_at = time.perf_counter()
-    scored = _score(client, ex.name, opts, run, params)
+    rows, environment = _score(client, opts.exercise(ex.name), opts, run, params, limit)
     return SubmissionResult.for_submission(
         sub,
         exercise=ex.name,
         outcome=run.outcome,
         message=run.message,
         params=params,
-        rows=scored.rows,
+        rows=rows,
         timeout_s=limit,
         duration_s=_since(started),
         execute_s=run.seconds,
         score_s=_since(scored_at),
-        environment=scored.environment,
+        environment=environment,
+        sandboxed=client.sandboxed,
+        executed=run.executed,
+        log=run.log,
     )
 
 
@@ -117,12 +130,32 @@ def which_exercise(nb, path: Path) -> Exercise:
     return exercise(name)
 
 
-def _exercise_of(sub: Submission, opts: GradeOptions) -> Exercise:
-    """The exercise ``sub`` answers, as this batch grades it; GradingError says why not."""
-    if sub.path.is_dir():
-        raise GradingError(f"no notebook (*.ipynb) in the folder {sub.path.name}/")
+def read_submission(path: Path) -> bytes:
+    """A handed-in file's bytes, never through a symbolic link; GradingError says why not."""
+    if path.is_symlink():
+        raise GradingError("this is a symbolic link, not a file; hand in the notebook itself")
+    if path.is_dir():
+        raise GradingError(f"no notebook (*.ipynb) in the folder {path.name}/")
     try:
-        name = which_exercise(nbformat.read(sub.path, as_version=4), sub.path).name
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise GradingError(f"could not read this file ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise GradingError("this is not a regular file; hand in the notebook itself")
+        raw = f.read(MAX_NOTEBOOK + 1)
+    if len(raw) > MAX_NOTEBOOK:
+        raise GradingError(
+            f"this file is over {MAX_NOTEBOOK // (1024 * 1024)} MB; clear the notebook's "
+            "outputs (Edit > Clear Outputs of All Cells) and hand it in again"
+        )
+    return raw
+
+
+def _exercise_of(sub: Submission, raw: bytes, opts: GradeOptions) -> Exercise:
+    """The exercise ``sub`` answers, as this batch grades it; GradingError says why not."""
+    try:
+        name = which_exercise(nbformat.reads(raw.decode(), as_version=4), sub.path).name
     except GradingError:
         raise
     except Exception as exc:  # noqa: BLE001 - not JSON, not a notebook, odd metadata
@@ -144,35 +177,76 @@ def _exercise_of(sub: Submission, opts: GradeOptions) -> Exercise:
 
 @dataclasses.dataclass
 class Run:
-    """How a notebook ran, and what its ``check(...)`` calls submitted."""
+    """How a notebook ran, what its ``check(...)`` calls submitted (or had refused), and
+    the executed notebook and kernel log, kept in memory for the grader to write."""
 
     outcome: str  # completed, error, timeout or crashed
     message: str
     artifacts: dict[str, dict[str, tuple[str, bytes]]]
     seconds: float
+    refused: dict[str, str] = dataclasses.field(default_factory=dict)
+    executed: str | None = None
+    log: str = ""
 
 
-def _run(
-    src: Path, executed: Path, ex: Exercise, params: dict, limit: float, client: Client
-) -> Run:
-    """Run a copy of ``src`` in a private folder; collect what it submits; clean up after."""
+def _new_job(client: Client) -> Path:
+    """A fresh folder for one kernel: in the sandbox's, else a private temporary one."""
+    if JOBS is not None:
+        job = Path(JOBS) / os.urandom(8).hex()
+        (job / "work").mkdir(parents=True)
+        return job
+    job = Path(tempfile.mkdtemp(prefix="forge-grade-"))
+    (job / "work").mkdir()
+    return job
+
+
+def _run(raw: bytes, ex: Exercise, params: dict, limit: float, client: Client) -> Run:
+    """Run a copy of the notebook in a job folder; collect what it submits; clean up after."""
     from forge_course.grading.channel import Collector
 
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    client.new_submission(kernel_log=str(executed.with_suffix(".log")))
+    job = _new_job(client)
+    private = Path(tempfile.mkdtemp(prefix="forge-worker-"))  # no kernel ever sees it
+    copy, executed = job / "work" / "submission.ipynb", private / "executed.ipynb"
+    copy.write_bytes(raw)
+    client.new_submission(str(job), sb.LIMITS.for_timeout(limit))
     allowed = {t.id: dict(t.values) for t in ex.tasks}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="forge-grade-") as tmp:
-        copy = Path(tmp) / "submission.ipynb"
-        shutil.copy(src, copy)
+    try:
         sender_ok = lambda pid: _ours(client, pid)  # noqa: E731
-        with Collector(allowed, sender_ok=sender_ok) as collector, _env(collector.address):
+        with (
+            Collector(allowed, sender_ok=sender_ok, folder=str(job)) as collector,
+            _env(collector.address),
+        ):
             try:
-                outcome, message = _execute(copy, executed, params, limit, client)
+                outcome, message = _execute(copy, executed, params, limit, client, private)
             finally:
                 _kill_leftovers(client)
-        artifacts = collector.artifacts()
-    return Run(outcome, message, artifacts, _since(started))
+        if outcome != "completed":
+            _mark_stop(executed, raw, outcome, message)
+        return Run(
+            outcome, message, collector.artifacts(), _since(started), dict(collector.refused),
+            _read(executed, None), _tail(job / "kernel.log") + _tail(private / "kernel.log"),
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(job, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _read(path: Path, default):
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return default
+
+
+def _tail(path: Path) -> str:
+    """The last :data:`LOG_TAIL` bytes of a log, as text."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - LOG_TAIL))
+            return f.read(LOG_TAIL).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @contextlib.contextmanager
@@ -238,17 +312,20 @@ def _kill_leftovers(client: Client) -> None:
     procs.kill_tree(os.getpid(), include_root=False)  # a usual kernel is ours
 
 
-def _execute(src: Path, dest: Path, params: dict, limit: float, client: Client) -> tuple[str, str]:
+def _execute(
+    src: Path, dest: Path, params: dict, limit: float, client: Client, private: Path
+) -> tuple[str, str]:
     """Run the notebook; return (outcome, message), outcome completed/error/timeout/crashed."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     late = f"stopped after the {limit:g} s limit"
     kill = lambda: _kill_leftovers(client)  # noqa: E731
-    with _Watchdog(limit, kill) as dog, procs.stderr_to(dest.with_suffix(".log")):
+    with _Watchdog(limit, kill) as dog, procs.stderr_to(private / "kernel.log"):
         try:
             papermill.execute_notebook(
                 str(src), str(dest), parameters=params, kernel_name="python3",
+                engine_name=engine.ENGINE, km=engine.kernel_manager(client.job),
                 cwd=str(src.parent), execution_timeout=math.ceil(limit),
                 start_timeout=procs.LIMITS.kernel_start, progress_bar=False, log_output=False,
                 request_save_on_cell_execute=False,
@@ -274,10 +351,10 @@ def _execute(src: Path, dest: Path, params: dict, limit: float, client: Client) 
 # ---------------------------------------------------------------- 3. mark where it stopped
 
 
-def _mark_stop(dest: Path, src: Path, outcome: str, message: str) -> None:
+def _mark_stop(dest: Path, raw: bytes, outcome: str, message: str) -> None:
     """Make the executed notebook explain itself: a banner before the cell that stopped."""
     try:
-        nb = nbformat.read(dest if dest.exists() else src, as_version=4)
+        nb = nbformat.reads(dest.read_text() if dest.exists() else raw.decode(), as_version=4)
     except Exception:  # noqa: BLE001 - a missing or broken output simply gets no banner
         return
     status = [c.metadata.get("papermill", {}).get("status") for c in nb.cells]
@@ -295,17 +372,32 @@ def _mark_stop(dest: Path, src: Path, outcome: str, message: str) -> None:
 # ---------------------------------------------------------------- 4. score it
 
 
-def _score(client: Client, name: str, opts: GradeOptions, run: Run, params: dict):
-    """Score in a process forked by the fork server (TensorFlow preloaded), else here."""
+def _score(client: Client, ex: Exercise, opts: GradeOptions, run: Run, params: dict, limit):
+    """Score in a process forked by the fork server (TensorFlow preloaded), else in a
+    fresh one; within ``limit`` seconds. Returns (rows, the scorer's environment)."""
     from forge_course.grading import score
+    from forge_course.grading.feedback import CheckResult
 
     request = score.ScoreRequest(
-        exercise=name, checks_dir=opts.checks, artifacts=run.artifacts, params=params,
-        outcome=run.outcome, message=run.message,
+        exercise=ex.name, checks_dir=opts.checks, artifacts=run.artifacts, params=params,
+        outcome=run.outcome, message=run.message, refused=run.refused,
     )  # fmt: skip
-    if client.address is not None:
+    try:
         try:
-            return score.Scored.from_dict(client.score(request.to_dict()))
-        except (OSError, RuntimeError, ValueError):
-            pass  # the server is gone or the scorer died: score here instead
-    return score.score(request)
+            if client.address is None:
+                raise ConnectionError("no fork server")
+            scored = score.Scored.from_dict(client.score(request.to_dict(), limit))
+        except TimeoutError:
+            raise
+        except OSError:  # the server is gone: a fresh process, same limits
+            scored = score.score_in_subprocess(request, limit)
+        return score.checked_rows(scored.rows, ex), scored.environment
+    except TimeoutError:
+        status = "timeout"
+        why = f"scoring what you submitted took longer than the {limit:g} s limit"
+    except RuntimeError:
+        status = "crashed"
+        why = "scoring what you submitted crashed or ran out of memory (is a model too big?)"
+    except (ValueError, KeyError, TypeError) as bad:
+        status, why = "error", f"the grader refused its scorer's answer: {bad}"
+    return [CheckResult.zero(c, status, why) for c in ex.checks], {}

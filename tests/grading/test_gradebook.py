@@ -74,7 +74,13 @@ def test_assemble_sorts_records_parameters_and_the_scorers_environment():
         only=[EX],
     )
     assert [s.student for s in b.submissions] == ["amy", "bob"]
-    assert b.parameters == {"overrides": {}, "timeout_s": None, "jobs": 2, "fork_server": True}
+    assert b.parameters == {
+        "overrides": {},
+        "timeout_s": None,
+        "jobs": 2,
+        "fork_server": True,
+        "sandbox": False,
+    }
     assert b.environment == {"tensorflow": "2.21.0"} and b.wall_s == 1.23
 
 
@@ -114,7 +120,14 @@ def test_write_gives_the_csv_json_and_feedback_an_instructor_reads(tmp_path):
         ["amy", "a.ipynb", "ex02_1.c1", "0", "1", "failed", "no"],
     ]  # points print as 1, not 1.0
     data = json.loads((tmp_path / "gradebook.json").read_text())
-    assert set(data) == {"parameters", "environment", "wall_s", "submissions", "not_counted"}
+    assert set(data) == {
+        "parameters",
+        "environment",
+        "wall_s",
+        "submissions",
+        "not_counted",
+        "stray_files",
+    }
     (amy,) = data["submissions"]
     assert (amy["points"], amy["possible"], amy["feedback"]) == (1, 2, "feedback/amy.md")
     assert amy["rows"][1] == CheckResult("ex02_1.c1", 0, 1, "failed", "no").to_dict()
@@ -181,8 +194,8 @@ def test_a_score_request_and_its_answer_survive_the_trip_to_a_scorer():
 def test_a_submission_the_batch_never_reached_is_marked_not_lost():
     sub = Submission("ann", Path("ann.ipynb"))
     ex = exercise(EX)
-    stopped = SubmissionResult.interrupted(sub, "the grading run was stopped", ex)
-    assert (stopped.outcome, stopped.exercise, stopped.grader_failure) == ("interrupted", EX, False)
+    stopped = SubmissionResult.cancelled(sub, "the grading run was stopped", ex)
+    assert (stopped.outcome, stopped.exercise, stopped.grader_failure) == ("cancelled", EX, False)
     assert [r.check for r in stopped.rows] == [c.id for c in ex.checks]
-    assert {r.status for r in stopped.rows} == {"error"} and stopped.possible > 0
+    assert {r.status for r in stopped.rows} == {"cancelled"} and stopped.possible > 0
     assert book(stopped).exit_code == 1

@@ -39,7 +39,7 @@ def test_the_lead_line_says_how_the_notebook_ended():
     assert "Note: also handed in draft.ipynb" in note
     gone = feedback("amy", [sub("missing", "no notebook for exercise 02 was handed in")])
     assert "Missing: no notebook for exercise 02 was handed in" in gone
-    stopped = feedback("amy", [sub("interrupted", "the grading run was stopped", [FAILED])])
+    stopped = feedback("amy", [sub("cancelled", "the grading run was stopped", [FAILED])])
     assert "Not graded: the grading run was stopped" in stopped
     clean = feedback("amy", [sub(rows=[PASSED])])
     assert "Note:" not in clean and "did not run" not in clean

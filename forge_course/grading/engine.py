@@ -1,0 +1,92 @@
+"""How the grader executes a notebook: papermill with an output cap, over ``ipc`` sockets.
+
+- :class:`CappedClient` keeps at most :data:`OUTPUT_CAP` bytes of a notebook's outputs
+  (text, images, errors, all cells together); past it, outputs are dropped and the cell
+  that crossed it gets one marker saying so. A notebook that prints 200 MB therefore
+  costs the grader a few megabytes, and its executed copy stays readable.
+- :func:`kernel_manager` talks to the kernel over Jupyter's ``ipc`` transport: Unix
+  sockets in the submission's own job folder, which a sandboxed kernel (no network of
+  its own) can reach and no other kernel can see.
+
+The engine is registered with papermill as ``forge`` (:func:`register`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.utils import merge_kwargs, remove_args
+
+__all__ = ["ENGINE", "OUTPUT_CAP", "CappedClient", "kernel_manager", "register"]
+
+ENGINE = "forge"
+OUTPUT_CAP = 2 * 1024 * 1024  # bytes of outputs kept per notebook
+MARKER = "[grader: output truncated here: this notebook printed more than {cap} MB]"
+
+
+def _size(out) -> int:
+    try:
+        return len(json.dumps(out, default=str))
+    except (TypeError, ValueError):
+        return OUTPUT_CAP
+
+
+class CappedClient(PapermillNotebookClient):
+    """papermill's client, keeping no more than :data:`OUTPUT_CAP` bytes of outputs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kept = 0
+        self.truncated = False
+
+    def output(self, outs, msg, display_id, cell_index):
+        if self.truncated:
+            return None
+        content = msg.get("content", {})
+        text = content.get("text")
+        size = len(text) if isinstance(text, str) else _size(content)
+        if self.kept + size > OUTPUT_CAP:
+            self.truncated = True
+            from nbformat.v4 import new_output
+
+            text = MARKER.format(cap=OUTPUT_CAP // (1024 * 1024)) + "\n"
+            outs.append(new_output("stream", name="stderr", text=text))
+            return None
+        self.kept += size
+        return super().output(outs, msg, display_id, cell_index)
+
+
+class CappedEngine(NBClientEngine):
+    """papermill's nbclient engine with :class:`CappedClient`."""
+
+    @classmethod
+    def execute_managed_notebook(
+        cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+        start_timeout=60, execution_timeout=None, **kwargs,
+    ):  # fmt: skip
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(
+            safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
+            startup_timeout=start_timeout, kernel_name=kernel_name, log_output=log_output,
+            stdout_file=stdout_file, stderr_file=stderr_file,
+        )  # fmt: skip
+        return CappedClient(nb_man, **final_kwargs).execute()
+
+
+def register() -> None:
+    """Make the ``forge`` engine available to ``papermill.execute_notebook``."""
+    papermill_engines.register(ENGINE, CappedEngine)
+
+
+def kernel_manager(job: str):
+    """A kernel manager for one submission: ``ipc`` sockets and connection file in ``job``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    return AsyncKernelManager(
+        kernel_name="python3", transport="ipc", ip=f"{job}/kernel",
+        connection_file=f"{job}/kernel.json",
+    )  # fmt: skip
