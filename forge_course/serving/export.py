@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,18 @@ __all__ = [
     "load_verified",
     "save_with_hash",
 ]
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow():
+    """Hide TensorFlow's Python INFO lines ("Assets written to ...") while exporting."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def save_with_hash(model, path: str | os.PathLike) -> str:
@@ -104,7 +118,8 @@ def export_for_serving(
     if path.exists():
         raise ServingError(f"{path} exists; TF Serving versions are immutable, export version "
                            f"{int(version) + 1} instead")  # fmt: skip
-    model.export(str(path), verbose=False)
+    with _quiet_tensorflow():
+        model.export(str(path), verbose=False)
     loaded = tf.saved_model.load(str(path))
     if SIGNATURE not in loaded.signatures:
         raise ServingError(f"{path} has no {SIGNATURE} signature")
@@ -126,7 +141,8 @@ def convert_to_tflite(model, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        model.export(str(path), format="litert", verbose=False)
+        with _quiet_tensorflow():
+            model.export(str(path), format="litert", verbose=False)
     except Exception as exc:
         raise ServingError(f"LiteRT conversion of {model.name} failed: {exc}") from exc
     if not path.exists():
