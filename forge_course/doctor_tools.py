@@ -51,7 +51,27 @@ def _check_tensorboard() -> Check:
     )
 
 
+def _check_sandbox() -> Check:
+    from forge_course.grading.sandbox import unavailable
+
+    why = unavailable()
+    if why is None:
+        return Check(
+            "grader sandbox", "ok",
+            "grade runs each kernel in namespaces of its own (bubblewrap + unshare)",
+        )  # fmt: skip
+    return Check(
+        "grader sandbox", "warn",
+        f"grade cannot isolate students here: {why}",
+        "install bubblewrap and allow unprivileged user namespaces "
+        "(sysctl kernel.unprivileged_userns_clone=1 or, on Ubuntu, "
+        "kernel.apparmor_restrict_unprivileged_userns=0), or grade with --no-sandbox "
+        "for trusted notebooks only",
+    )  # fmt: skip
+
+
 TOOL_CHECKS = [
     ("model graphs", _check_graphviz),
     ("TensorBoard", _check_tensorboard),
+    ("grader sandbox", _check_sandbox),
 ]
