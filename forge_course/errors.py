@@ -14,7 +14,7 @@ Each class carries the ``forge-course`` exit code it stands for (``exit_code``):
     │   └── ArtifactHashError 2  a model file's SHA-256 is not the one expected; not loaded
     ├── RegistryError       2  unknown model, version or alias; alias taken; bad metrics
     │   ├── RegistryUnavailableError  3  database unreachable, corrupt or not migratable
-    │   └── ArtifactError   1  a registered artifact is missing or its SHA-256 changed
+    │   └── ArtifactError   2  a registered artifact is missing or its SHA-256 changed
     └── ExecutionError      3  this machine cannot do the work (e.g. no Jupyter kernel)
 """
 
@@ -77,9 +77,11 @@ class RegistryUnavailableError(RegistryError):
 
 
 class ArtifactError(RegistryError):
-    """A registered model file is missing, or its SHA-256 no longer matches its record."""
+    """A registered model file is missing, or its SHA-256 no longer matches its record.
 
-    exit_code = 1
+    Exit code 2, as ``forge-course serve`` documents for a hash mismatch; ``registry verify``
+    reports changed files itself and exits 1 ("checks failed").
+    """
 
 
 class ServingError(ForgeError):
