@@ -118,7 +118,10 @@ def kills_the_grader():
 
 LINGERER = """
 import glob, os, shutil, sys, time
-open(sys.argv[1], "w").write(str(os.getpid()))
+try:  # sandboxed, the pid file's folder is out of reach: carry on regardless
+    open(sys.argv[1], "w").write(str(os.getpid()))
+except OSError:
+    pass
 end = time.time() + 120
 while time.time() < end:
     for path in glob.glob("/tmp/forge-*/**/*", recursive=True):
@@ -142,6 +145,7 @@ def lingers_and_tampers(pid_file: Path):
         "subprocess.Popen([sys.executable, '-c', code, "
         f"{str(pid_file)!r}, os.path.abspath('trained.keras')], start_new_session=True,\n"
         "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print('lingerer started')\n"
         "check('ex02_3', model=untrained, test_predictions=all_benign)"
     )
     return nb

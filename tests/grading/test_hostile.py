@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 TIMEOUT = 60
 EX02 = [c.id for c in exercise("02_sequential_api").checks]
 SOLUTION = ROOT / "solutions" / "02_sequential_api.ipynb"
-FORMULA = '=HYPERLINK("http://evil.example","click")'
+FORMULA = '=HYPERLINK("evil.example","click")'
 
 
 def _grade(subs: Path, out: Path, cwd: Path) -> subprocess.CompletedProcess:
