@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from forge_course.errors import RegistryError
+from forge_course.errors import ArtifactError, RegistryError
 
-__all__ = ["Staged", "file_sha256", "library_versions", "stage"]
+__all__ = ["Staged", "file_sha256", "library_versions", "read_verified", "stage"]
 
 CHUNK = 1 << 20
 
@@ -86,3 +86,27 @@ def library_versions() -> tuple[str, str]:
         else:
             found.append("unknown")
     return found[0], found[1]
+
+
+def read_verified(record) -> bytes:
+    """The bytes of ``record``'s artifact, if their SHA-256 is the registered one.
+
+    Raises:
+        ArtifactError: the file is missing, or its hash changed (both hashes named).
+    """
+    path = Path(record.artifact_path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"the artifact of {record.ref} is missing: {path} (registered with SHA-256 "
+            f"{record.sha256}); restore the file or register the model again"
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != record.sha256:
+        raise ArtifactError(
+            f"refusing to load {record.ref}: {path} has SHA-256 {actual}, but the "
+            f"registry recorded {record.sha256} when it was registered; the file changed "
+            "since. Restore it, or register the model again as a new version"
+        )
+    return data

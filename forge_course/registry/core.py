@@ -26,10 +26,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from forge_course import config
-from forge_course.errors import ArtifactError, RegistryError, RegistryUnavailableError
+from forge_course.errors import RegistryError, RegistryUnavailableError
 from forge_course.registry import artifacts as files
 from forge_course.registry import migrate
+from forge_course.registry.database import (
+    ARTIFACTS_VAR,
+    default_url,
+    error_reason,
+    make_engine,
+    runs_dir,
+    translate_errors,
+)
 from forge_course.registry.records import (
     ModelRecord,
     VerifyReport,
@@ -44,58 +51,11 @@ from forge_course.registry.schema import aliases, metrics, model_versions, model
 
 __all__ = ["ModelRegistry", "default_url", "runs_dir"]
 
-URL_VAR = "FORGE_REGISTRY_URL"
-ARTIFACTS_VAR = "FORGE_REGISTRY_ARTIFACTS"
 RETRIES = 8  # register attempts when another process took the same version first
-
-
-def runs_dir() -> Path:
-    """The course's ``runs/`` folder: in the checkout when run from one, else under home()."""
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file() and (root / "forge_course").is_dir():
-        return root / "runs"
-    return config.home() / "forge-course" / "runs"
-
-
-def default_url() -> str:
-    """``$FORGE_REGISTRY_URL``, else a SQLite file ``runs/registry.db``."""
-    return os.environ.get(URL_VAR, "").strip() or f"sqlite:///{runs_dir() / 'registry.db'}"
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return text[0] if text else type(orig).__name__
-
-
-def _make_engine(url: sa.URL) -> sa.Engine:
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
-
-        @sa.event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record):
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
-            dbapi_conn.execute("PRAGMA foreign_keys = ON")
-            dbapi_conn.execute("PRAGMA busy_timeout = 60000")
-
-        @sa.event.listens_for(engine, "begin")
-        def _on_begin(conn):
-            # Take the write lock at the start: two registers never both read max(version).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    if backend == "postgresql":
-        if url.drivername == "postgresql":
-            url = url.set(drivername="postgresql+psycopg")  # psycopg 3, which the course ships
-        return sa.create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=True)
-    return sa.create_engine(url)
 
 
 class ModelRegistry:
@@ -117,10 +77,10 @@ class ModelRegistry:
         text = str(url).strip() if url is not None else default_url()
         try:
             self._url = sa.make_url(text)
-            self.engine = _make_engine(self._url)
+            self.engine = make_engine(self._url)
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
             raise RegistryUnavailableError(
-                f"registry URL {text!r} is not usable ({_reason(exc)}); write e.g. "
+                f"registry URL {text!r} is not usable ({error_reason(exc)}); write e.g. "
                 "sqlite:///runs/registry.db or postgresql://user@localhost:5432/registry"
             ) from exc
         self.url = self._url.render_as_string(hide_password=True)
@@ -149,35 +109,16 @@ class ModelRegistry:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _guard(self, doing: str):
-        """Turn driver errors into messages naming the database and what we were doing."""
-        try:
-            yield
-        except sa_exc.IntegrityError as exc:
-            raise RegistryError(
-                f"the registry database {self.url} refused to {doing}: {_reason(exc)}; "
-                "nothing was changed"
-            ) from exc
-        except (sa_exc.OperationalError, sa_exc.DatabaseError, sa_exc.InterfaceError) as exc:
-            reason = _reason(exc)
-            advice = "check the URL, that the server runs, and " + URL_VAR
-            if "not a database" in reason or "malformed" in reason:
-                advice = (
-                    "the file is corrupt or not a SQLite database; move it aside and start "
-                    f"a new registry, or point {URL_VAR} at another database"
-                )
-            raise RegistryUnavailableError(
-                f"cannot {doing}: registry database {self.url} failed ({reason}); nothing "
-                f"was changed; {advice}"
-            ) from exc
-
     def _ready(self) -> None:
         """Create or upgrade the schema once per registry object (Alembic, in one transaction)."""
         if not self._migrated:
             with self.engine.begin() as conn:
                 migrate.upgrade(conn)
             self._migrated = True
+
+    def _guard(self, doing: str):
+        """Turn driver errors into messages naming the database and what we were doing."""
+        return translate_errors(self.url, doing)
 
     @contextlib.contextmanager
     def _session(self, doing: str):
@@ -341,7 +282,7 @@ class ModelRegistry:
                         return self._commit(name, staged, scores, settings, keras_version,
                                             tf_version)  # fmt: skip
                     except sa_exc.IntegrityError as exc:
-                        if attempt == RETRIES or "unique" not in _reason(exc).lower():
+                        if attempt == RETRIES or "unique" not in error_reason(exc).lower():
                             raise
                         time.sleep(random.uniform(0.01, 0.05) * attempt)  # another one won
         finally:
@@ -450,26 +391,6 @@ class ModelRegistry:
 
     # -- artifacts --------------------------------------------------------------------
 
-    def _read_verified(self, record: ModelRecord) -> bytes:
-        path = Path(record.artifact_path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ArtifactError(
-                f"the artifact of {record.ref} is missing: {path} (registered with SHA-256 "
-                f"{record.sha256}); restore the file or register the model again"
-            ) from None
-        import hashlib
-
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != record.sha256:
-            raise ArtifactError(
-                f"refusing to load {record.ref}: {path} has SHA-256 {actual}, but the "
-                f"registry recorded {record.sha256} when it was registered; the file changed "
-                "since. Restore it, or register the model again as a new version"
-            )
-        return data
-
     def load(self, ref: str):
         """Load the Keras model ``ref`` names, in safe mode, after checking its SHA-256.
 
@@ -482,7 +403,7 @@ class ModelRegistry:
         import keras
 
         record = self.get(ref)
-        data = self._read_verified(record)
+        data = files.read_verified(record)
         with tempfile.TemporaryDirectory(prefix="forge-registry-") as tmp:
             copy = Path(tmp) / "model.keras"
             copy.write_bytes(data)
