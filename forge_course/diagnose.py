@@ -371,6 +371,8 @@ def _labels(model, y) -> list[Finding]:
         return []  # said once by _loss_output; other losses read any numbers
     units = _output_units(model)
     finite = y[np.isfinite(y)]
+    if finite.size == 0:
+        return []
     integers = finite.size > 0 and np.all(finite == np.round(finite))
     column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
     if name.startswith("sparsecategorical"):
@@ -478,12 +480,14 @@ def _leak(model, x, x_test) -> list[Finding]:
 
 
 def _not_inspected(what: str, why: str) -> Finding:
-    return Finding(
-        "NOT_INSPECTED",
-        f"could not check {what}: {why}",
-        "pass NumPy arrays (or a batched tf.data pipeline of (inputs, labels)) and a "
-        "compiled single-input, single-output Keras model",
-    )
+    if "not compiled" in why:
+        fix = "compile the model (optimizer, loss) before diagnosing it, as before fit()"
+    else:
+        fix = (
+            "pass NumPy arrays (or a batched tf.data pipeline of (inputs, labels)) and a "
+            "compiled single-input, single-output Keras model"
+        )
+    return Finding("NOT_INSPECTED", f"could not check {what}: {why}", fix)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -230,6 +230,8 @@ def test_odd_input_is_reported_not_raised(digits, args):
     found = diagnose(models[model_key], x_val, y if isinstance(y_val, str) else y_val)
     assert "NOT_INSPECTED" in codes(found), found
     assert all(f.message.startswith("could not check") for f in found if f.code == "NOT_INSPECTED")
+    if model_key == "uncompiled":
+        assert "compile the model" in found[0].fix
 
 
 def test_the_model_is_never_trained_or_changed(digits, cancer):
