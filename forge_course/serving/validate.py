@@ -53,6 +53,8 @@ def parse_predict(body: bytes, spec: InputSpec) -> ParsedRequest:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError("body nests lists too deeply; send rows of numbers") from None
     if not isinstance(doc, dict):
         raise RequestError(
             f'body must be a JSON object with "instances" or "inputs", not {type(doc).__name__}'
@@ -106,7 +108,7 @@ def _to_batch(data, spec: InputSpec, key: str) -> np.ndarray:
         raise RequestError(f'"{key}" is empty; send at least one instance of shape {_want(spec)}')
     try:
         array = np.array(data)
-    except ValueError:  # NumPy refuses ragged nesting
+    except (ValueError, RecursionError):  # NumPy refuses ragged (or absurdly deep) nesting
         raise RequestError(f'"{key}" is ragged: {_ragged(data, spec)}') from None
     if array.dtype == object:
         raise RequestError(f'"{key}" is ragged or holds null values; {_ragged(data, spec)}')

@@ -125,6 +125,8 @@ MALFORMED = {
     "overflows_float32": {"instances": [[1e39] + GOOD[1:]]},
     "wrong_input_name": {"instances": [{"pixels": GOOD}]},
     "two_named_inputs": {"inputs": {"features": [GOOD], "extra": [GOOD]}},
+    "deeply_nested": b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "nested_too_deep_for_numpy": {"inputs": [[[[[[[[[[[[[[[[GOOD]]]]]]]]]]]]]]]]},
 }
 
 
