@@ -211,6 +211,8 @@ def _matches(v, p):
 
 
 def _trained(v, p):
+    if _nonzero(v, p) or _matches(v, p):  # the given, unrepaired cell alone earns nothing
+        return "the measurement of the first layer's change is not repaired yet"
     own, bad = _grader_change(v, p)
     if bad:
         return bad

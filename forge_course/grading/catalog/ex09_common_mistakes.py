@@ -139,8 +139,8 @@ def _honest(v, p):
 def _holdout(v, p):
     from forge_course.data import grading_holdout
 
-    if bad := not_a_model(v["model"]):
-        return bad
+    if _pipeline_clean(v, p) or _honest(v, p):  # the given, unrepaired pipeline earns nothing
+        return "the pipeline is not repaired yet: diagnose is not clean or the score not honest"
     try:
         acc = accuracy(v["model"], *grading_holdout("breast_cancer"))
     except ValueError as exc:
