@@ -262,6 +262,7 @@ class Collector:
             raise GradingError("artifact truncated")
         with self._lock:  # a later call for the same task replaces the earlier answer
             self.received.setdefault(task, {})[name] = (kind, payload)
+            self.refused.pop(task, None)  # values arrive in order: a refusal after this one counts
 
     def _refuse(self, task: str, why: str) -> None:
         with self._lock:

