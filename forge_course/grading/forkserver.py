@@ -165,6 +165,7 @@ class Client:
     spawned: list = dataclasses.field(default_factory=list)
     job: str = ""
     limits: sb.Limits = sb.LIMITS
+    private: list = dataclasses.field(default_factory=list)  # paths no kernel may see
 
     def new_submission(self, job: str, limits: sb.Limits) -> None:
         """Forget the last submission's kernels; the next kernel works in ``job``."""
@@ -280,7 +281,7 @@ class ForkProvisioner(LocalProvisioner):
                 self.cwd = cwd
                 return self.connection_info
         if client.sandboxed:
-            cmd = sb.kernel_command(cmd, client.job, client.limits)
+            cmd = sb.kernel_command(cmd, client.job, client.limits, client.private)
             kwargs = kwargs | {"env": sb.kernel_env(env, client.job), "cwd": f"{client.job}/work"}
         info = await super().launch_kernel(cmd, **kwargs)
         client.track(self.pid)

@@ -84,7 +84,8 @@ def grade(
     _require_kernel()
     opts.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    box = sb.Sandbox(opts.checks) if sandbox else None
+    private = [opts.out, *paths]  # the grades and every submission: no kernel sees them
+    box = sb.Sandbox(opts.checks, private) if sandbox else None
     outdir = OutDir(opts.out)
     batch = _Batch(subs, opts, box=box, outdir=outdir)
     stop = procs.StopOnSignal()

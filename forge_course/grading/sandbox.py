@@ -1,7 +1,8 @@
 """Each submission's kernel in Linux namespaces of its own, with resource limits.
 
 What a kernel sees (:func:`view`): the system (``/usr``, a few files of ``/etc``,
-``/sys``), Python, the course and its virtualenv, all read-only; a private ``/tmp`` and
+``/sys``), Python, the course and its virtualenv, all read-only, less ``--out``, the
+submissions and ``--checks`` wherever they lie (covered by empty ones); a private ``/tmp`` and
 ``/dev/shm`` (tmpfs, size-capped); its own job folder (its copy of the submission, its
 Jupyter connection file and ``ipc`` sockets, the artifact channel's socket). Not the
 grader's ``--out``, other submissions or jobs, anyone's connection file, the fork
@@ -165,7 +166,6 @@ def _course_paths() -> list[str]:
 
     wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     wanted.add(str(Path(forge_course.__file__).resolve().parents[1]))
-    wanted |= {p for p in sys.path if p and os.path.isdir(p)}
     keras_home = os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")
     wanted.add(keras_home)
     real = sorted({os.path.realpath(p) for p in wanted if os.path.isdir(p)})
@@ -178,11 +178,23 @@ def _course_paths() -> list[str]:
     return out
 
 
-def _bwrap_server(base: Path, checks: str | None) -> list[str]:
-    """bwrap for the fork server: the view, the batch folder, no network, no IPC."""
+def _hidden(paths: list[str]) -> list[str]:
+    """bwrap arguments that cover ``paths`` (folders with an empty tmpfs, files with an
+    empty file): the grader's own folders, where the view would otherwise show them."""
+    args: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            args += ["--tmpfs", path]
+        elif os.path.exists(path):
+            args += ["--ro-bind", "/dev/null", path]
+    return args
+
+
+def _bwrap_server(base: Path, checks: str | None, private: list[str] = ()) -> list[str]:
+    """bwrap for the fork server: the view less ``private``, the batch folder, no network."""
     args = [
         shutil.which("bwrap") or "bwrap", "--unshare-user", "--unshare-ipc",
-        "--unshare-net", "--unshare-uts", "--die-with-parent", *view(),
+        "--unshare-net", "--unshare-uts", "--die-with-parent", *view(), *_hidden(private),
         "--bind", "/proc", "/proc",  # the server's own; each kernel mounts a fresh one
         "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(base), str(base),
     ]  # fmt: skip
@@ -204,12 +216,12 @@ def kernel_env(env: dict[str, str], job: str) -> dict[str, str]:
     return keep | {"HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/.matplotlib"}
 
 
-def kernel_command(cmd: list[str], job: str, limits: Limits) -> list[str]:
+def kernel_command(cmd: list[str], job: str, limits: Limits, private: list[str] = ()) -> list[str]:
     """bwrap around a plain (not forked) kernel: the same view, every namespace."""
     args = [
         shutil.which("bwrap") or "bwrap", "--unshare-user", "--unshare-pid",
         "--unshare-ipc", "--unshare-net", "--unshare-uts", "--die-with-parent",
-        "--new-session", *view(), "--proc", "/proc", "--dev", "/dev",
+        "--new-session", *view(), *_hidden(private), "--proc", "/proc", "--dev", "/dev",
         "--tmpfs", "/tmp", "--bind", job, job, "--chdir", f"{job}/work",
     ]  # fmt: skip
     launcher = [sys.executable, "-I", "-m", __name__, "--exec", json.dumps(limits.to_dict())]
@@ -219,13 +231,19 @@ def kernel_command(cmd: list[str], job: str, limits: Limits) -> list[str]:
 class Sandbox:
     """One batch's private folder (mode 0700): the fork server's socket, one job per kernel."""
 
-    def __init__(self, checks: str | None = None, limits: Limits = LIMITS) -> None:
+    def __init__(
+        self, checks: str | None = None, private: list = (), limits: Limits = LIMITS
+    ) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="forge-sandbox-"))
         self.server_dir = self.base / "server"
         self.jobs = self.base / "jobs"
         self.server_dir.mkdir(mode=0o700)
         self.jobs.mkdir(mode=0o700)
         self.checks = os.path.realpath(checks) if checks else None
+        # --out and the submissions: never in a kernel's view, even inside the course
+        self.private = [os.path.realpath(p) for p in private]
+        self.private += [self.checks] if self.checks else []
+        (self.base / "private.json").write_text(json.dumps(self.private))
         self.limits = limits
 
     @property
@@ -234,7 +252,7 @@ class Sandbox:
         return [str(self.base)] + ([self.checks] if self.checks else [])
 
     def server_command(self, argv: list[str]) -> list[str]:
-        return _bwrap_server(self.base, self.checks) + ["--", *argv]
+        return _bwrap_server(self.base, self.checks, self.private) + ["--", *argv]
 
     def server_env(self, extra: dict[str, str]) -> dict[str, str]:
         return _env(extra)
@@ -244,6 +262,14 @@ class Sandbox:
         job = self.jobs / secrets.token_hex(8)
         (job / "work").mkdir(parents=True)
         return job
+
+    @staticmethod
+    def private_of(jobs: str) -> list[str]:
+        """The private paths of the sandbox whose job folder is ``jobs`` (for a worker)."""
+        try:
+            return json.loads((Path(jobs).parent / "private.json").read_text())
+        except (OSError, ValueError):
+            return []
 
     def close(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)

@@ -57,7 +57,8 @@ def init(threads: int, address: tuple[str, str] | None, jobs: str | None = None)
     folder (None: no sandbox), adoption of orphans."""
     global JOBS
     JOBS = jobs
-    forkserver.WORKER = Client(address, sandboxed=jobs is not None)
+    private = sb.Sandbox.private_of(jobs) if jobs is not None else []
+    forkserver.WORKER = Client(address, sandboxed=jobs is not None, private=private)
     os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = forkserver.PROVISIONER
     engine.register()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
