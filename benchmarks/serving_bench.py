@@ -3,7 +3,8 @@
 One run prints p50/p99 latency and requests/s for single-instance ``:predict`` requests at
 1 and at 8 connections for
 
-* ``forge-course serve`` (compiled XLA function, server-side batching),
+* ``forge-course serve`` (compiled XLA function, server-side batching), with the model
+  in the event loop's thread (the default) and with ``--model-thread``,
 * a baseline service on the same HTTP stack that calls ``model.predict()`` per request,
 
 and, for reference, the in-process costs of one compiled call and one ``predict()``.
@@ -237,6 +238,7 @@ def main() -> int:
         cli = [sys.executable, "-m", "forge_course.cli", "serve", str(model_path)]
         services = {
             "service": cli + ["--name", "digits", "--port", "0"],
+            "service_model_thread": cli + ["--name", "digits", "--port", "0", "--model-thread"],
             "predict_baseline": [sys.executable, __file__, "--baseline-server", str(model_path)],
         }
         for label, command in services.items():
@@ -271,15 +273,15 @@ def main() -> int:
 def report(r: dict) -> None:
     print(f"machine: {r['cpus']} CPUs; load average before {r['load_before'][0]:.2f}, "
           f"after {r['load_after'][0]:.2f}; load generator: {r['generator']}")  # fmt: skip
-    print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'failed':>9}")
-    for label in ("service", "predict_baseline"):
+    print(f"{'':40}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'failed':>9}")
+    for label in ("service", "service_model_thread", "predict_baseline"):
         for conn in ("c1", "c8"):
             m = r[label][conn]
             name = f"{label} ({conn[1:]} connection{'s' if conn != 'c1' else ''})"
-            print(f"{name:34}{m['p50_ms']:9.3f}{m['p99_ms']:9.3f}{m['rps']:10.0f}"
+            print(f"{name:40}{m['p50_ms']:9.3f}{m['p99_ms']:9.3f}{m['rps']:10.0f}"
                   f"{m['non2xx'] + m['errors']:9d}")  # fmt: skip
     for label, m in r["in_process"].items():
-        print(f"{'in-process ' + label:34}{m['p50_ms']:9.3f}{m['p99_ms']:9.3f}"
+        print(f"{'in-process ' + label:40}{m['p50_ms']:9.3f}{m['p99_ms']:9.3f}"
               f"{1e3 / m['p50_ms']:10.0f}")  # fmt: skip
     print(f"speed-up over predict() baseline: {r['speedup_p50']:.0f}x (p50, 1 connection), "
           f"{r['speedup_rps_8']:.0f}x (requests/s, 8 connections)")  # fmt: skip

@@ -6,11 +6,14 @@ A request's rows join a queue. A batch leaves the queue when
 * the oldest request in it has waited ``max_wait_s`` (0: the end of the current event-loop
   turn, so requests that arrived together still share a call), and the model is free.
 
-While the model runs (in a worker thread, so the event loop keeps reading requests),
-newcomers queue up and leave together as the next batch the moment it returns: under
-load, batches grow by themselves without any waiting. One request larger than a batch runs
-alone (the servable slices it). :class:`BatchStats` counts requests and model calls, which
-is how the tests prove that batching happened (calls < requests).
+By default the model runs in the event loop's own thread: while it runs, new requests
+wait in the kernel's socket buffers, are read the moment it returns, and leave together
+as the next batch. Under load, batches grow by themselves without any waiting. With
+``model_thread=True`` the model runs in a worker thread instead, so the loop keeps
+parsing during a call (worth it for models that take milliseconds; for a small model the
+two thread hand-offs per batch cost more than they save). One request larger than a
+batch runs alone (the servable slices it). :class:`BatchStats` counts requests and model
+calls, which is how the tests prove that batching happened (calls < requests).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Batcher:
         *,
         max_batch_size: int = 32,
         max_wait_s: float = 0.0,
+        model_thread: bool = False,
     ):
         self._run = run
         self._loop = loop
@@ -65,8 +69,10 @@ class Batcher:
         self._work = threading.Condition()
         self._job: tuple[np.ndarray, list] | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._worker, name="forge-model", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if model_thread:
+            self._thread = threading.Thread(target=self._worker, name="forge-model", daemon=True)
+            self._thread.start()
 
     @property
     def idle(self) -> bool:
@@ -90,7 +96,7 @@ class Batcher:
                 self._timer = self._loop.call_soon(self._flush)
 
     def close(self) -> None:
-        """Stop the worker thread (after the batch it is running)."""
+        """Stop the worker thread, if any (after the batch it is running)."""
         with self._work:
             self._closed = True
             self._work.notify()
@@ -117,6 +123,13 @@ class Batcher:
         self.stats.rows += rows
         self.stats.largest_batch = max(self.stats.largest_batch, rows)
         joined = taken[0][0] if len(taken) == 1 else np.concatenate([b for b, _ in taken])
+        if self._thread is None:  # inline: the loop waits; sockets buffer what arrives
+            try:
+                result = self._run(joined)
+            except Exception as exc:  # reported to each request as a 500, server stays up
+                result = exc
+            self._finish(taken, result)
+            return
         with self._work:
             self._job = (joined, taken)
             self._work.notify()

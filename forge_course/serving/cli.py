@@ -54,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         batch_wait_ms=args.batch_wait_ms,
         max_body_bytes=args.max_body_bytes,
+        model_thread=args.model_thread,
     )
     if args.registry is not None:
         from forge_course.registry import ModelRegistry
@@ -113,6 +114,9 @@ def add_verbs(verbs, fmt, epilog) -> None:
                    "(0: only those that arrive together or while the model runs)")  # fmt: skip
     p.add_argument("--max-body-bytes", type=_positive_int, default=4 * 1024 * 1024,
                    metavar="BYTES", help="larger bodies get 413 (4 MiB)")  # fmt: skip
+    p.add_argument("--model-thread", action="store_true",
+                   help="run the model in a worker thread, so HTTP parsing overlaps model "
+                   "calls (for slower models)")  # fmt: skip
     p.add_argument("--no-xla", action="store_true",
                    help="compile without XLA (plain tf.function graph)")  # fmt: skip
     p.set_defaults(func=_serve)

@@ -21,10 +21,13 @@ per-request coroutines and message dicts cost more than the model. uvicorn itsel
 HTTP with httptools (C, llhttp); here the same parser feeds an ``asyncio.Protocol``
 directly, with no ASGI layer: one callback per parsed request, responses written as
 pre-formatted bytes, and the batcher (:mod:`forge_course.serving.batching`) plugged into the
-same event loop with no per-request task. That is about 150 lines we own and test, in
-exchange for the ~3x margin the goals need (p50 <= 1.2 ms, p99 <= 5 ms, >= 1,500
-requests/s at 8 connections; ``benchmarks/serving_bench.py`` measures them). HTTP/1.1
-keep-alive and pipelining are supported; TLS and HTTP/2 are left to a reverse proxy.
+same event loop with no per-request task; the model runs in that thread too (no
+hand-offs, each a chance for a busy 2-core machine to deschedule us), unless
+``model_thread`` asks for a worker. That is about 150 lines we own and test, in exchange
+for the margin the goals need (p50 <= 1.2 ms, p99 <= 5 ms, >= 1,500 requests/s at 8
+connections; ``benchmarks/serving_bench.py`` measures them, both threading modes).
+HTTP/1.1 keep-alive and pipelining are supported; TLS and HTTP/2 are left to a reverse
+proxy; a single process, so one core parses HTTP while TensorFlow's own threads use others.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class ServeConfig:
             requests that arrived together, plus all that queue while the model runs).
         max_body_bytes: larger request bodies get 413 without being read.
         grace_s: on SIGTERM, how long in-flight requests get to finish.
+        model_thread: run the model in a worker thread (see :mod:`.batching`).
     """
 
     host: str = "127.0.0.1"
@@ -76,6 +80,7 @@ class ServeConfig:
     batch_wait_ms: float = 0.0
     max_body_bytes: int = 4 * 1024 * 1024
     grace_s: float = 10.0
+    model_thread: bool = False
 
 
 def _response(status: int, payload: dict, keep_alive: bool = True) -> bytes:
@@ -249,6 +254,7 @@ class ModelServer:
             self.loop,
             max_batch_size=self.config.max_batch_size,
             max_wait_s=self.config.batch_wait_ms / 1000.0,
+            model_thread=self.config.model_thread,
         )
         self._server = await self.loop.create_server(
             lambda: _Connection(self),
@@ -366,7 +372,8 @@ def run_server(
             f"serving '{s.name}' version {s.version} from {s.source} on "
             f"http://{config.host}:{server.port}/v1/models/{s.name} "
             f"(input {s.input.describe()}; batches of up to {config.max_batch_size}, "
-            f"wait {config.batch_wait_ms:g} ms{', XLA' if s.jit_compiled else ''})"
+            f"wait {config.batch_wait_ms:g} ms{', XLA' if s.jit_compiled else ''}"
+            f"{', model thread' if config.model_thread else ''})"
         )
         sys.stdout.flush()
         await server.wait_stopped()

@@ -13,8 +13,10 @@ from tests.serving.conftest import Server, rows
 
 
 def test_exported_folder_is_served_and_sigterm_drains_in_flight_requests(model_files):
-    # The folder models/tiny/3 gives the version; a long batch wait keeps a request in flight.
-    srv = Server(str(model_files["export"]), "--name", "tiny", "--batch-wait-ms", "1500")
+    # The folder models/tiny/3 gives the version; a long batch wait keeps a request in flight;
+    # the model runs in a worker thread here (the other server runs it in the loop's thread).
+    srv = Server(str(model_files["export"]), "--name", "tiny", "--batch-wait-ms", "1500",
+                 "--model-thread")  # fmt: skip
     try:
         status = requests.get(srv.url("/v1/models/tiny/versions/3"), timeout=10).json()
         assert status["model_version_status"][0]["version"] == "3"
