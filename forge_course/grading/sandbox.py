@@ -166,8 +166,7 @@ def _course_paths() -> list[str]:
 
     wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     wanted.add(str(Path(forge_course.__file__).resolve().parents[1]))
-    keras_home = os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")
-    wanted.add(keras_home)
+    wanted.add(_keras_home())
     real = sorted({os.path.realpath(p) for p in wanted if os.path.isdir(p)})
     system = ("/usr", "/bin", "/sbin", "/lib", "/etc")
     out: list[str] = []
@@ -190,6 +189,22 @@ def _hidden(paths: list[str]) -> list[str]:
     return args
 
 
+def _keras_home() -> str:
+    return os.path.realpath(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"))
+
+
+def _loopback_up() -> None:
+    """Bring up ``lo`` in a new network namespace (a kernel may serve itself on 127.0.0.1)."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, 0x8913, ifreq))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(sock, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))  # SIOCSIFFLAGS UP
+
+
 def _bwrap_server(base: Path, checks: str | None, private: list[str] = ()) -> list[str]:
     """bwrap for the fork server: the view less ``private``, the batch folder, no network."""
     args = [
@@ -206,13 +221,15 @@ def _bwrap_server(base: Path, checks: str | None, private: list[str] = ()) -> li
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """A minimal environment: only what :data:`ENV_KEEP` names survives."""
     env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k.startswith(ENV_PREFIXES)}
-    return env | {"HOME": "/tmp", "TMPDIR": "/tmp"} | (extra or {})
+    env |= {"HOME": "/tmp", "TMPDIR": "/tmp", "KERAS_HOME": _keras_home()}
+    return env | (extra or {})
 
 
 def kernel_env(env: dict[str, str], job: str) -> dict[str, str]:
     """A kernel's environment: what Jupyter set for it, less anything not on the list."""
     keep = {k: v for k, v in env.items() if k in ENV_KEEP or k.startswith(ENV_PREFIXES)}
     keep.pop("JPY_PARENT_PID", None)  # not in its PID namespace: it would think it orphaned
+    keep["KERAS_HOME"] = _keras_home()  # the instructor's dataset cache, read-only
     return keep | {"HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/.matplotlib"}
 
 
@@ -353,6 +370,7 @@ def enter(job: str, hide: list[str], limits: Limits, report) -> None:
     uid, gid = os.getuid(), os.getgid()
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET
     _unshare(flags | CLONE_NEWUTS, uid, gid)
+    _loopback_up()
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     fd = os.open(job, os.O_PATH | os.O_DIRECTORY)  # in the new mount namespace: bind it back
     tmpfs = f"size={limits.tmp_mb}m,mode=1777"
@@ -401,6 +419,10 @@ def _probe(job: str, base: str) -> int:
     assert os.getpid() == 1, os.getpid()
     assert not os.path.exists(os.path.join(base, "server")), "the batch folder shows"
     assert sorted(p for p in os.listdir("/proc") if p.isdigit()) == ["1"], "other pids show"
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as srv:  # loopback works, nothing else
+        socket.create_connection(srv.getsockname(), timeout=5).close()
     print("sandboxed", flush=True)
     return 0
 
