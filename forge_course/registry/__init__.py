@@ -7,7 +7,8 @@
     rec = reg.get("digits@champion")    # .name .version .artifact_path .sha256 .metrics ...
     model = reg.load("digits@champion") # safe mode; ArtifactError if the SHA-256 changed
 
-Modules: ``core`` (the registry), ``records`` (what it returns, input checks),
+Modules: ``core`` (the registry), ``records`` (what it returns, input checks), ``database``
+(URLs, engines, error messages),
 ``schema`` (tables), ``migrate`` + ``migrations/`` (Alembic), ``artifacts`` (files), ``cli``.
 """
 
