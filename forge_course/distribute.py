@@ -303,16 +303,21 @@ class Workers:
                 the message ends with the tail of its log.
         """
         deadline = time.monotonic() + timeout
-        for i, proc in enumerate(self.procs):
-            try:
-                code = proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
+        while any(proc.poll() is None for proc in self.procs):
+            failed = [i for i, proc in enumerate(self.procs) if proc.poll() not in (None, 0)]
+            if failed:  # the others would wait for it in their next all-reduce: stop them
+                break
+            if time.monotonic() > deadline:
+                late = next(i for i, proc in enumerate(self.procs) if proc.poll() is None)
                 self.stop()
                 raise ForgeError(
-                    f"worker {i} ran past {timeout:.0f} s and was stopped; raise the timeout "
-                    f"or lower the steps. Its log ends:\n{self.log_tail(i)}"
-                ) from None
-            if code != 0:
+                    f"worker {late} ran past {timeout:.0f} s and was stopped; raise the timeout "
+                    f"or lower the steps. Its log ends:\n{self.log_tail(late)}"
+                )
+            time.sleep(0.1)
+        for i, proc in enumerate(self.procs):
+            if proc.poll() not in (None, 0):
+                code = proc.returncode
                 self.stop()
                 raise ForgeError(
                     f"worker {i} exited with {code}. Its log ends:\n{self.log_tail(i)}"

@@ -93,3 +93,16 @@ def test_two_workers_train_the_same_model_and_only_the_chief_saves(tmp_path):
     assert (tmp_path / "model.keras").exists()
     assert results[0].saved == str(tmp_path / "model.keras") and results[1].saved == ""
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_worker_that_fails_stops_the_one_waiting_for_it(tmp_path):
+    """Worker 1 dies at once while worker 0 would wait for it: both end, worker 1 named."""
+    import subprocess
+
+    workers = Workers(2, tmp_path, steps=1)
+    waiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dying = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    workers.procs = [waiting, dying]
+    with pytest.raises(ForgeError, match="worker 1 exited with 3"):
+        workers.wait(timeout=30)
+    assert workers.running == 0
