@@ -355,14 +355,18 @@ def test_discover_names_students_and_refuses_ambiguous_ones(tmp_path):
     (tmp_path / "b" / "carol" / "ex 2.ipynb").write_text("{}")
     (tmp_path / "b" / "carol" / "old").mkdir()
     (tmp_path / "b" / "carol" / "old" / "ex 2.ipynb").write_text("{}")
-    os.mkfifo(tmp_path / "b" / "carol" / "pipe.ipynb")  # would block a reader for ever
+    os.mkfifo(tmp_path / "b" / "carol" / "pipe.ipynb")  # gets a row; read, it never blocks
     (tmp_path / "b" / "dan" / "answers.py").write_text("print(42)")
     (tmp_path / "b" / "bob.pdf").write_text("not a notebook, still bob's")
     found = discover([tmp_path / "b"])
     assert [(s.student, s.notebook) for s in found] == [
         ("alice", "alice.ipynb"), ("bob", "bob.pdf"), ("carol", "ex 2.ipynb"),
-        ("carol", "old/ex 2.ipynb"), ("dan", "dan"),
+        ("carol", "old/ex 2.ipynb"), ("carol", "pipe.ipynb"), ("dan", "dan"),
     ]  # fmt: skip
+    from forge_course.grading.worker import read_submission
+
+    with pytest.raises(GradingError, match="not a regular file"):
+        read_submission(tmp_path / "b" / "carol" / "pipe.ipynb")
     with pytest.raises(GradingError, match="two submissions for student 'alice'"):
         discover([tmp_path / "a", tmp_path / "b"])
 
