@@ -166,11 +166,22 @@ def asyncio_load(host: str, port: int, path: str, body: bytes, connections, seco
     }
 
 
-def measure(port: int, body: Path, connections: int, seconds: float) -> dict:
+def measure(pid: int, port: int, body: Path, connections: int, seconds: float) -> dict:
+    """Load the service; add the CPU time it spent per request (a figure the machine's load
+    barely moves: ``1000 / cpu_ms_per_request`` is what one quiet core could answer)."""
+    import psutil
+
     path = "/v1/models/digits:predict"
+    server = psutil.Process(pid)
+    before = server.cpu_times()
     if shutil.which("wrk"):
-        return wrk(f"http://127.0.0.1:{port}{path}", body, connections, seconds)
-    return asyncio_load("127.0.0.1", port, path, body.read_bytes(), connections, seconds)
+        stats = wrk(f"http://127.0.0.1:{port}{path}", body, connections, seconds)
+    else:
+        stats = asyncio_load("127.0.0.1", port, path, body.read_bytes(), connections, seconds)
+    after = server.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    stats["cpu_ms_per_request"] = 1e3 * cpu / max(stats["requests"], 1)
+    return stats
 
 
 def in_process(model_path: Path, seconds: float) -> dict:
@@ -245,9 +256,9 @@ def main() -> int:
             proc, port = start(command)
             try:
                 seconds = args.seconds if label == "service" else max(args.seconds, 3)
-                measure(port, body, 1, 1.0)  # warm the connection path
+                measure(proc.pid, port, body, 1, 1.0)  # warm the connection path
                 results[label] = {
-                    f"c{c}": measure(port, body, c, seconds) for c in (1, 8)
+                    f"c{c}": measure(proc.pid, port, body, c, seconds) for c in (1, 8)
                 }  # fmt: skip
             finally:
                 stop(proc)
@@ -273,13 +284,13 @@ def main() -> int:
 def report(r: dict) -> None:
     print(f"machine: {r['cpus']} CPUs; load average before {r['load_before'][0]:.2f}, "
           f"after {r['load_after'][0]:.2f}; load generator: {r['generator']}")  # fmt: skip
-    print(f"{'':40}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'failed':>9}")
+    print(f"{'':40}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'failed':>9}{'server CPU ms/req':>19}")
     for label in ("service", "service_model_thread", "predict_baseline"):
         for conn in ("c1", "c8"):
             m = r[label][conn]
             name = f"{label} ({conn[1:]} connection{'s' if conn != 'c1' else ''})"
             print(f"{name:40}{m['p50_ms']:9.3f}{m['p99_ms']:9.3f}{m['rps']:10.0f}"
-                  f"{m['non2xx'] + m['errors']:9d}")  # fmt: skip
+                  f"{m['non2xx'] + m['errors']:9d}{m['cpu_ms_per_request']:19.3f}")  # fmt: skip
     for label, m in r["in_process"].items():
         print(f"{'in-process ' + label:40}{m['p50_ms']:9.3f}{m['p99_ms']:9.3f}"
               f"{1e3 / m['p50_ms']:10.0f}")  # fmt: skip
