@@ -113,7 +113,8 @@ class ModelRegistry:
         """Create or upgrade the schema once per registry object (Alembic, in one transaction)."""
         if not self._migrated:
             with self.engine.begin() as conn:
-                migrate.upgrade(conn)
+                if not migrate.is_current(conn):  # Alembic only when there is work to do
+                    migrate.upgrade(conn)
             self._migrated = True
 
     def _guard(self, doing: str):

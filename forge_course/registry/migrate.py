@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy import Connection, text
 
-__all__ = ["MIGRATIONS", "current_revision", "head_revision", "upgrade"]
+__all__ = ["HEAD", "MIGRATIONS", "current_revision", "head_revision", "is_current", "upgrade"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+HEAD = "0001"  # the newest file in migrations/versions (a test keeps the two equal)
 PG_LOCK_KEY = 0x46_6F_72_67_65  # "Forge": one migrator at a time on PostgreSQL
 
 
@@ -32,6 +34,13 @@ def current_revision(conn: Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def is_current(conn: Connection) -> bool:
+    """Whether the database is at :data:`HEAD` already (a quick look, without Alembic)."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return False
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
 
 
 def upgrade(conn: Connection) -> None:

@@ -174,7 +174,8 @@ def test_schema_after_migrations_matches_the_metadata(registry, db_url):
 
     assert registry.names() == []  # first use migrates
     with registry.engine.connect() as conn:
-        assert migrate.current_revision(conn) == migrate.head_revision()
+        assert migrate.current_revision(conn) == migrate.head_revision() == migrate.HEAD
+        assert migrate.is_current(conn)
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         tables = set(sa.inspect(conn).get_table_names())
     assert diff == []
