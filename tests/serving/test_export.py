@@ -124,3 +124,12 @@ def test_respond_answers_in_process_as_the_service_does(model_files):
     status, body = respond(servable, '{"instances": [[1, 2]]}')
     assert status == 400 and "shape" in body["error"]
     assert respond(servable, {"instances": [[float("nan")] * FEATURES]})[0] == 400
+
+
+def test_serve_help_names_the_api_the_options_and_the_exit_codes():
+    r = run_cli("serve", "--help", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "usage: forge-course serve" in r.stdout and "exit codes" in r.stdout
+    for option in ("--name", "--registry", "--port", "--max-batch-size", "--batch-wait-ms",
+                   "--max-body-bytes", "--model-thread"):  # fmt: skip
+        assert option in r.stdout, option
