@@ -78,3 +78,37 @@ def test_not_a_model_is_refused_before_anything_is_written(registry, tmp_path):
     with pytest.raises(RegistryError, match="existing .keras file"):
         registry.register(tmp_path / "absent.keras", "digits", metrics={"accuracy": 0.8})
     assert registry.names() == [] and _files(registry) == []
+
+
+KILLED = """
+import os, signal, sys
+from forge_course.registry import ModelRegistry
+url, artifacts, model, step = sys.argv[1:5]
+
+def die(self, name):
+    if name == step:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no rollback: the machine "crashed"
+
+ModelRegistry._step = die
+ModelRegistry(url, artifacts=artifacts).register(model, "digits", metrics={"accuracy": 0.9})
+"""
+
+
+@pytest.mark.parametrize("step", ["inserted", "moved"])
+def test_a_process_killed_mid_register_leaves_no_row_and_no_lock(
+    registry, db_url, keras_file, step
+):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    registry.register(keras_file, "digits", metrics={"accuracy": 0.8})
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    args = [db_url, str(registry.artifacts), str(keras_file), step]
+    done = subprocess.run([sys.executable, "-c", KILLED, *args], env=env, timeout=120)
+    assert done.returncode == -9
+    assert [r.version for r in registry.list()] == [1]  # the dead transaction left no row
+    assert registry.register(keras_file, "digits", metrics={"accuracy": 0.9}) == 2  # no lock
+    assert registry.verify().ok
