@@ -162,3 +162,10 @@ def _actionlint() -> list[str] | None:
 def test_actionlint_passes_the_workflow():
     result = subprocess.run([*_actionlint(), str(WORKFLOW)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_lab_image_user_can_write_the_volumes():
+    """The lab image runs as uid/gid 1000 (Dockerfile): both Jobs give the volumes that group."""
+    for name in ("grade-job.yaml", "merge-job.yaml"):
+        pod = _load(K8S / name)["spec"]["template"]["spec"]
+        assert pod["securityContext"]["fsGroup"] == 1000, name
