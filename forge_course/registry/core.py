@@ -411,7 +411,11 @@ class ModelRegistry:
             return keras.saving.load_model(copy, safe_mode=True)
 
     def verify(self, ref: str | None = None) -> VerifyReport:
-        """Check the SHA-256 of ``ref``'s artifact, or of every registered version."""
+        """Check the SHA-256 of ``ref``'s artifact, or of every registered version.
+
+        Checking every version also lists the ``.keras`` files of the artifacts folder that
+        no version names (a register killed between its move and its commit leaves one).
+        """
         records = [self.get(ref)] if ref is not None else self.list()
         results = []
         for record in records:
@@ -423,4 +427,9 @@ class ModelRegistry:
             ok = actual == record.sha256
             problem = "" if ok else f"{path} has SHA-256 {actual}, registered {record.sha256}"
             results.append(VerifyResult(record, ok, actual, problem))
-        return VerifyReport(tuple(results))
+        strays: tuple[str, ...] = ()
+        if ref is None and self.artifacts.is_dir():
+            named = {str(Path(r.artifact_path).resolve()) for r in records}
+            found = (str(f.resolve()) for f in self.artifacts.glob("*/*.keras"))
+            strays = tuple(sorted(f for f in found if f not in named))
+        return VerifyReport(tuple(results), strays)

@@ -216,6 +216,9 @@ class VerifyReport:
     """The results of :meth:`ModelRegistry.verify`, one per version checked."""
 
     results: tuple[VerifyResult, ...]
+    # .keras files in the artifacts folder that no version names: left by a register that
+    # died before its commit; nothing loads them, so they are safe to delete
+    unregistered: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -233,10 +236,15 @@ class VerifyReport:
                  "actual_sha256": r.actual_sha256, "problem": r.problem}
                 for r in self.results
             ],
+            "unregistered": list(self.unregistered),
         }  # fmt: skip
 
     def __str__(self) -> str:
         lines = [str(r) for r in self.results]
         lines.append(f"{len(self.results) - len(self.failed)} of {len(self.results)} "
                      "artifacts match their SHA-256")  # fmt: skip
+        if self.unregistered:
+            lines.append(f"{len(self.unregistered)} file(s) no version names (a register that "
+                         "died before its commit; safe to delete):")  # fmt: skip
+            lines.extend(f"  {path}" for path in self.unregistered)
         return "\n".join(lines)

@@ -111,4 +111,6 @@ def test_a_process_killed_mid_register_leaves_no_row_and_no_lock(
     assert done.returncode == -9
     assert [r.version for r in registry.list()] == [1]  # the dead transaction left no row
     assert registry.register(keras_file, "digits", metrics={"accuracy": 0.9}) == 2  # no lock
-    assert registry.verify().ok
+    report = registry.verify()
+    assert report.ok and len(report.unregistered) == 1  # the dead one's file, loaded by none
+    assert "safe to delete" in str(report)
