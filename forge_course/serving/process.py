@@ -7,7 +7,8 @@ is stopped by ``stop()``, by ``with``, and in any case when the Python process e
 
 :func:`respond` answers a ``:predict`` body in this process exactly as the service would
 (same validation, same compiled call, same JSON), for exercises and checks that must run
-where no socket may be opened.
+where no socket may be opened; :func:`answer_over_http` sends it to a real service on
+loopback, in a thread of this process.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from forge_course.errors import ExecutionError
 
-__all__ = ["Service", "free_port", "respond", "start_service"]
+__all__ = ["Service", "answer_over_http", "free_port", "respond", "start_service"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -132,3 +133,52 @@ def respond(servable, body) -> tuple[int, dict]:
         return exc.status, {"error": str(exc)}
     result = servable.run(request.batch)
     return 200, format_outputs(result, servable.outputs, request.columnar)
+
+
+def answer_over_http(servable, body: bytes | str, **config) -> tuple[int, dict]:
+    """POST ``body`` to a real service on loopback, started in a thread of this process.
+
+    The whole path a client takes (HTTP parsing, the body limit, validation, batching, the
+    compiled call), for graders that must judge a request by what the service answers.
+    ``config`` goes to :class:`~forge_course.serving.server.ServeConfig` (port 0 is used).
+
+    Returns:
+        ``(status, payload)`` as the client received them.
+    """
+    import asyncio
+    import http.client
+    import threading
+
+    from forge_course.serving.server import ModelServer, ServeConfig
+
+    server = ModelServer(servable, ServeConfig(**{**config, "port": 0}))
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    async def serve() -> None:
+        try:
+            await server.start()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            failure.append(exc)
+            return
+        finally:
+            ready.set()
+        await server.wait_stopped()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    ready.wait(30)
+    if failure or server.loop is None:
+        raise ExecutionError(f"could not start a service on loopback: {failure[:1]}")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        data = body.encode() if isinstance(body, str) else body
+        conn.request("POST", f"/v1/models/{servable.name}:predict", body=data,
+                     headers={"Content-Type": "application/json"})  # fmt: skip
+        response = conn.getresponse()
+        status, payload = response.status, json.loads(response.read() or b"{}")
+        conn.close()
+    finally:
+        server.loop.call_soon_threadsafe(server.stop)
+        thread.join(30)
+    return status, payload

@@ -165,6 +165,8 @@ class _Connection(asyncio.Protocol):
             self._too_large()
 
     def on_body(self, chunk: bytes) -> None:
+        if self.discarding:  # already answered 413; the parser still hands us the rest
+            return
         self.size += len(chunk)
         if self.size > self.server.config.max_body_bytes:
             self._too_large()
@@ -203,6 +205,8 @@ class _Connection(asyncio.Protocol):
 
     def _answer_and_close(self, data: bytes) -> None:
         """Answer, stop parsing, let the client finish sending, then close (no reset)."""
+        if self.discarding:  # answered once already
+            return
         self.discarding = True
         transport = self.transport
         if transport is None:

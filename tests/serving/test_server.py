@@ -151,6 +151,22 @@ def test_body_over_the_limit_is_413_and_the_server_stays_up(server):
     r = requests.post(server.url("/v1/models/tiny:predict"), data=big, timeout=30)
     assert r.status_code == 413 and "65536" in r.json()["error"]
     assert server.stats()["status"] == "ok"
+    assert not any("Traceback" in line for line in server.lines), "".join(server.lines)
+
+
+def test_chunked_body_over_the_limit_is_413(server):
+    chunk = b"[" * 40000
+    request = (b"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: x\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    for _ in range(2):  # 80,000 bytes in two chunks, no Content-Length to refuse up front
+        request += b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    request += b"0\r\n\r\n"
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(request)
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert server.stats()["status"] == "ok"
+    assert not any("Traceback" in line for line in server.lines), "".join(server.lines)
 
 
 def test_wrong_method_is_405(server):
