@@ -8,7 +8,8 @@ Every body is the JSON text a client sends (kind "scalar": ``json.dumps(...)`` o
 so its size in bytes is what the wire carries. The grader answers it with its own model
 behind the service's own code: :func:`forge_course.serving.process.respond` validates it
 exactly as ``forge-course serve`` does and runs the compiled model, so "accepted" here
-means a 200 from the real service.
+means a 200 from the real service; the hidden check of task 2 goes further and POSTs the
+batch over HTTP to the grader's own service on loopback, body limit and all.
 """
 
 from __future__ import annotations
@@ -185,6 +186,23 @@ def _under_limit(v, p):
         return f"the body is {size:,} bytes; the service refuses more than {BODY_LIMIT:,}"
 
 
+def _served(v, p):
+    """The grader's own service, on loopback, with the exercise's body limit, answers 200."""
+    from forge_course.serving.process import answer_over_http
+
+    body = v["batch_body"]
+    if bad := _is_text(body):
+        return bad
+    status, answer = answer_over_http(digits_servable(), body, max_body_bytes=BODY_LIMIT)
+    if status != 200:
+        return f"the grader's service answers {status}: {answer.get('error', answer)}"
+    if len(answer.get("outputs", [])) != p["BATCH_IMAGES"]:
+        return (
+            f"the grader's service answered {len(answer.get('outputs', []))} rows, not "
+            f"{p['BATCH_IMAGES']}"
+        )
+
+
 # ---------------------------------------------------------------- ex10_3 debug
 
 
@@ -280,6 +298,11 @@ EXERCISE = Exercise(
                         "`json.dumps({\"inputs\": images.tolist()})` with `images` still uint8",
                     ),
                 ),
+                Check(
+                    "served", _served, hidden=True,
+                    description=f"POSTed over HTTP to the grader's own service (body limit "
+                    f"{BODY_LIMIT:,} bytes), answered 200 with one output per image",
+                ),
             ),
         ),
         Task(
@@ -299,7 +322,7 @@ EXERCISE = Exercise(
                     ),
                 ),
                 Check(
-                    "the_scans", _the_scans, points=3,
+                    "the_scans", _the_scans, points=4,
                     description="the three scans, flattened, the lost pixel sent as 0",
                     hints=(
                         "A lost pixel has no value at all; the scanner's manual says it reads "
@@ -335,6 +358,9 @@ FAILING = {
     "ex10_2.columnar": lambda p: {"batch_body": _body({"instances": _rows(p["BATCH_IMAGES"])})},
     "ex10_2.all_rows": lambda p: {"batch_body": _body({"inputs": _rows(p["BATCH_IMAGES"] - 1)})},
     "ex10_2.under_limit": lambda p: {
+        "batch_body": _body({"inputs": (np.array(_rows(p["BATCH_IMAGES"])) + 0.5).tolist()})
+    },
+    "ex10_2.served": lambda p: {
         "batch_body": _body({"inputs": (np.array(_rows(p["BATCH_IMAGES"])) + 0.5).tolist()})
     },
     "ex10_3.accepted": lambda p: {"fixed_body": _body({"instance": _broken_scans()})},
