@@ -45,10 +45,15 @@ def test_list_show_promote_verify(filled):
     assert done.returncode == 0 and "3 of 3 artifacts match" in done.stdout
 
 
-def test_bad_input_exits_non_zero_and_loses_nothing(filled, tmp_path):
+def _records(url):
     from forge_course.registry import ModelRegistry
 
-    before = [r.to_dict() for r in ModelRegistry(filled).list()]
+    with ModelRegistry(url) as reg:
+        return [r.to_dict() for r in reg.list()]
+
+
+def test_bad_input_exits_non_zero_and_loses_nothing(filled, tmp_path):
+    before = _records(filled)
 
     done = _cli("show", "digits/9", url=filled)
     assert done.returncode == 2
@@ -61,14 +66,14 @@ def test_bad_input_exits_non_zero_and_loses_nothing(filled, tmp_path):
     done = _cli("promote", "digits", "1", "--alias", "champion", url=filled)
     assert done.returncode == 2 and "already points at version 2" in done.stderr
 
-    record = ModelRegistry(filled).get("iris")
-    with open(record.artifact_path, "r+b") as f:
+    iris = next(r for r in before if r["name"] == "iris")
+    with open(iris["artifact_path"], "r+b") as f:
         f.write(b"XX")
     done = _cli("verify", url=filled)
     assert done.returncode == 1
-    assert "FAILED  iris/1" in done.stdout and record.sha256 in done.stdout
+    assert "FAILED  iris/1" in done.stdout and iris["sha256"] in done.stdout
 
-    assert [r.to_dict() for r in ModelRegistry(filled).list()] == before
+    assert _records(filled) == before
 
 
 def test_unreachable_and_corrupt_databases(tmp_path):

@@ -197,5 +197,5 @@ def test_default_url_is_a_sqlite_file_under_runs(monkeypatch, tmp_path):
     assert default_url() == f"sqlite:///{runs_dir() / 'registry.db'}"
     assert runs_dir().name == "runs"
     monkeypatch.setenv("FORGE_REGISTRY_URL", f"sqlite:///{tmp_path / 'x.db'}")
-    reg = ModelRegistry()
-    assert reg.url.endswith("x.db") and reg.artifacts == tmp_path / "x-artifacts"
+    with ModelRegistry() as reg:
+        assert reg.url.endswith("x.db") and reg.artifacts == tmp_path / "x-artifacts"

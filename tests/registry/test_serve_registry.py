@@ -43,3 +43,4 @@ def test_serve_registry_champion_then_refuse_a_tampered_artifact(tmp_path, monke
 
     done = run_cli("serve", "--registry", "tiny@prod", "--port", "0", timeout=180)
     assert done.returncode == 2 and "no alias 'prod'" in done.stderr
+    reg.close()
