@@ -8,7 +8,14 @@ import pytest
 
 from tests.conftest import run_cli
 
-VERBS = ["doctor", "fetch-data", "assign", "grade"]
+VERBS = ["doctor", "fetch-data", "assign", "grade", "gradebook", "serve", "registry"]
+
+
+def test_the_verb_list_is_complete():
+    from forge_course.cli import build_parser
+
+    verbs = next(a for a in build_parser()._actions if a.dest == "verb")
+    assert sorted(verbs.choices) == sorted(VERBS)
 
 
 @pytest.mark.parametrize("verb", VERBS)
