@@ -87,6 +87,7 @@ def _grade(args: argparse.Namespace) -> int:
             overrides=overrides,
             progress=not args.quiet,
             only=args.exercise,
+            sandbox=not args.no_sandbox,
             **({"shard": args.shard} if args.shard else {}),
         )
     except KeyboardInterrupt:

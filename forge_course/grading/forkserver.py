@@ -26,7 +26,7 @@ so nothing of one student stays in the memory the next kernel is forked from.
 
 The server and each kernel are child *subreapers*: whatever a notebook starts in the
 background is re-parented to them and killed when its kernel ends (a sandboxed kernel
-is PID 1 of its namespace: everything in it ends with it). If the server dies, workers
+runs under its namespace's own init: everything in it ends with it). If the server dies, workers
 fall back to Jupyter's usual kernel launch (sandboxed by bwrap) and score in a
 subprocess while the grader restarts it; ``FORGE_COURSE_FORK=0`` (or not Linux) always does.
 """

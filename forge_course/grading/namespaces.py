@@ -122,10 +122,12 @@ def set_limits(limits: Limits) -> None:
 def enter(job: str, hide: list[str], limits: Limits, report) -> None:
     """Make this (forked, single-threaded) process a sandboxed kernel-to-be.
 
-    Returns in a new process, PID 1 of its own namespace, with the view described in
-    the module docstring, no capabilities and ``limits`` applied, its folder
-    ``job/work``. The calling process stays behind: it calls ``report(pid)`` with that
-    process's pid (as the caller's PID namespace sees it), waits for it and exits with it.
+    Returns in a new process, PID 2 of its own namespace (under a small init,
+    :func:`_init`), with the view described in :mod:`.sandbox`, no capabilities and
+    ``limits`` applied, its folder ``job/work``. The calling process stays behind: it
+    calls ``report(pid)`` with the init's pid (as the caller's PID namespace sees it:
+    signals sent there reach the kernel, SIGKILL ends the whole namespace), waits for
+    it and exits with it.
     """
     import signal
 
@@ -166,3 +168,41 @@ def enter(job: str, hide: list[str], limits: Limits, report) -> None:
     _drop_capabilities()
     set_limits(limits)
     os.chdir(os.path.join(job, "work"))
+    _init()
+
+
+FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def _init() -> None:
+    """Stay behind as the namespace's PID 1 (which Linux shields from its own
+    namespace's signals): forward signals to the kernel, reap orphans, end with it.
+
+    Returns in the kernel, PID 2, which can be killed like any process (a notebook
+    that kills its own kernel crashes, as it would anywhere).
+    """
+    import signal
+
+    kernel = os.fork()
+    if kernel == 0:
+        return
+    for name in FORWARDED:  # Jupyter interrupts and stops the kernel through us
+        signal.signal(getattr(signal, name), lambda signum, _: _forward(kernel, signum))
+    code = 1
+    try:
+        while True:
+            pid, status = os.wait()
+            if pid == kernel:
+                code = os.waitstatus_to_exitcode(status) & 0xFF
+                break
+    except ChildProcessError:
+        pass
+    finally:
+        os._exit(code)  # PID 1 ends: Linux kills whatever else runs in the namespace
+
+
+def _forward(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

@@ -7,8 +7,9 @@ submissions and ``--checks`` wherever they lie (covered by empty ones); a privat
 Jupyter connection file and ``ipc`` sockets, the artifact channel's socket). Not the
 grader's ``--out``, other submissions or jobs, anyone's connection file, the fork
 server's socket, ``--checks``, home folders, or the network. Its PID namespace holds
-only itself and what it starts (the kernel is PID 1 there: when it ends, all of it
-ends); IPC and UTS are its own too.
+only itself and what it starts (under a small init, PID 1 there, which forwards
+signals to the kernel and ends with it, taking all of it along); IPC and UTS are its
+own too.
 
 Which tools, and why:
 
@@ -22,7 +23,7 @@ Which tools, and why:
   from forking a process that has imported TensorFlow. So each forked kernel enters a
   fresh user + mount + PID + IPC + network + UTS namespace itself (:func:`enter`),
   mounts its private ``/tmp``, hides the batch folder and ``--checks`` and binds back its
-  own job, becomes PID 1 of its namespace with a fresh ``/proc``, then enters one more
+  own job, mounts a fresh ``/proc`` for its PID namespace, then enters one more
   user + mount namespace (which *locks* those mounts: they cannot be unmounted to
   reveal what lies under them) and drops every capability. The whole dance costs
   milliseconds.
@@ -262,9 +263,9 @@ def _probe(job: str, base: str) -> int:
         results.append(pid)
 
     enter(job, [base], LIMITS, report)
-    assert os.getpid() == 1, os.getpid()
+    assert os.getpid() == 2, os.getpid()  # under its namespace's init
     assert not os.path.exists(os.path.join(base, "server")), "the batch folder shows"
-    assert sorted(p for p in os.listdir("/proc") if p.isdigit()) == ["1"], "other pids show"
+    assert sorted(p for p in os.listdir("/proc") if p.isdigit()) == ["1", "2"], "pids show"
     import socket
 
     with socket.create_server(("127.0.0.1", 0)) as srv:  # loopback works, nothing else

@@ -22,7 +22,7 @@ from forge_course.grading.report import COLUMNS
 from tests.conftest import ROOT, run_cli
 from tests.grading import fixtures
 
-TIMEOUT = 30  # seconds per notebook; a correct exercise 02 runs in a few
+TIMEOUT = 90  # seconds per notebook: every solution, on a busy shared machine too
 
 
 @pytest.fixture(scope="module")
@@ -534,7 +534,7 @@ def _forked(pid: int) -> int:
     count = 0
     for proc in procs:
         try:
-            count += "forge_course.grading.forkserver" in " ".join(proc.cmdline())
+            count += "forge_course.grading.server" in " ".join(proc.cmdline())
         except psutil.Error:
             pass
     return count

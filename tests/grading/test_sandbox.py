@@ -67,7 +67,7 @@ def test_a_forked_kernel_sees_only_itself_and_its_job(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     reported, seen = (json.loads(line) for line in done.stdout.splitlines())
     assert reported["reported"] > 1  # its pid as the server sees it
-    assert seen["pid"] == 1 and seen["pids"] == ["1"]  # alone in its PID namespace
+    assert seen["pid"] == 2 and seen["pids"] == ["1", "2"]  # alone with its init
     assert seen["own_job"] and not seen["other_job"] and not seen["server_socket_folder"]
     assert seen["private"] is None and seen["inside"] == []  # under its own /tmp; covered
     assert seen["cwd"] == str(job / "work")
