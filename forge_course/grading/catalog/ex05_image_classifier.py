@@ -167,6 +167,12 @@ def _raw_pixels(v, p):
             "the model has no Rescaling (or Normalization) layer: it expects pixels scaled "
             "before they reach it, and a served model receives them raw (0-255)"
         )
+    learned = [layer for layer in _layers(model) if layer.trainable_weights and not _layers(layer)]
+    if len(learned) < 2:
+        return (
+            "this is still the given one-layer model (it scales inside, keep that): give it "
+            "layers that can see strokes before the last one"
+        )
 
 
 def _val_accuracy(v, p):

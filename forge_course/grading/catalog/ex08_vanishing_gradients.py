@@ -137,7 +137,7 @@ def _first_record(v, p):
 # ---------------------------------------------------------------- ex08_2 target
 
 
-def _depth(v, p):
+def _deep_enough(v, p):
     from forge_course.callbacks.gradients import kernel_layers
 
     if bad := not_a_model(v["model"]):
@@ -150,8 +150,25 @@ def _depth(v, p):
         return f"the model maps {shapes[0]} to {shapes[1]}; 64 pixels in, 10 classes out"
 
 
+def _depth(v, p):
+    """Deep enough, and no longer the given plain sigmoid stack (starter code earns nothing)."""
+    from forge_course.callbacks.gradients import kernel_layers
+
+    if bad := _deep_enough(v, p):
+        return bad
+    model = v["model"]
+    kinds = {type(layer).__name__ for layer in model.layers}
+    hidden = kernel_layers(model)[:-1]
+    acts = {getattr(getattr(layer, "activation", None), "__name__", "") for layer in hidden}
+    if kinds <= {"Dense", "InputLayer"} and acts == {"sigmoid"}:
+        return (
+            f"this is still the given network of {DEPTH} sigmoid Dense layers: keep the depth "
+            "and change what starves its first layer"
+        )
+
+
 def _ratio(v, p):
-    if bad := _depth(v, p):
+    if bad := _deep_enough(v, p):
         return bad
     norms, bad = measure(v["model"])
     if bad:
