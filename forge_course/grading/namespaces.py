@@ -138,12 +138,22 @@ def enter(job: str, hide: list[str], limits: Limits, report) -> None:
     _loopback_up()
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     fd = os.open(job, os.O_PATH | os.O_DIRECTORY)  # in the new mount namespace: bind it back
+    # The course and its virtualenv may live under /tmp (a CI checkout): bind them back
+    # into the private /tmp, read-only as the server sees them (submounts included).
+    from forge_course.grading.sandbox import _course_paths
+
+    under_tmp = [p for p in _course_paths() if p.startswith("/tmp/")]
+    kept = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in under_tmp}
     tmpfs = f"size={limits.tmp_mb}m,mode=1777"
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
+    for path, kept_fd in kept.items():
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{kept_fd}", path, None, MS_BIND | MS_REC)
+        os.close(kept_fd)
     for path in hide:  # the batch folder (other jobs, the server's socket), --checks
-        if os.path.isdir(path) and not path.startswith("/tmp/"):
+        if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
     os.makedirs(job, exist_ok=True)
     _mount(f"/proc/self/fd/{fd}", job, None, MS_BIND)

@@ -169,9 +169,11 @@ def _bwrap_server(base: Path, checks: str | None, private: list[str] = ()) -> li
     """bwrap for the fork server: the view less ``private``, the batch folder, no network."""
     args = [
         shutil.which("bwrap") or "bwrap", "--unshare-user", "--unshare-ipc",
-        "--unshare-net", "--unshare-uts", "--die-with-parent", *view(), *_hidden(private),
+        "--unshare-net", "--unshare-uts", "--die-with-parent",
+        "--tmpfs", "/tmp",  # first: a course or virtualenv under /tmp is bound back into it
+        *view(), *_hidden(private),
         "--bind", "/proc", "/proc",  # the server's own; each kernel mounts a fresh one
-        "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(base), str(base),
+        "--dev", "/dev", "--bind", str(base), str(base),
     ]  # fmt: skip
     if checks:
         args += ["--ro-bind", checks, checks]
@@ -198,8 +200,8 @@ def kernel_command(cmd: list[str], job: str, limits: Limits, private: list[str] 
     args = [
         shutil.which("bwrap") or "bwrap", "--unshare-user", "--unshare-pid",
         "--unshare-ipc", "--unshare-net", "--unshare-uts", "--die-with-parent",
-        "--new-session", *view(), *_hidden(private), "--proc", "/proc", "--dev", "/dev",
-        "--tmpfs", "/tmp", "--bind", job, job, "--chdir", f"{job}/work",
+        "--new-session", "--tmpfs", "/tmp", *view(), *_hidden(private), "--proc", "/proc",
+        "--dev", "/dev", "--bind", job, job, "--chdir", f"{job}/work",
     ]  # fmt: skip
     launcher = [sys.executable, "-I", "-m", __name__, "--exec", json.dumps(limits.to_dict())]
     return args + ["--", *launcher, "--", *cmd]
