@@ -33,8 +33,8 @@ test: install  ## the whole suite: lint, exercises fresh, unit tests, notebooks,
 	$(MAKE) --no-print-directory lint
 	$(BIN)/forge-course assign --check
 	@$(BIN)/python -c 'from tests.registry.pg import find_bin, INSTALL; find_bin() or print(f"PostgreSQL registry tests will skip: no PostgreSQL server found; install it with: {INSTALL}")'
-	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --ignore=tests/browser tests
-	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --nbval-lax notebooks solutions
+	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q -rs --ignore=tests/browser tests
+	FORGE_COURSE_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q --nbval-lax notebooks
 	@$(MAKE) --no-print-directory browser
 
 # The browser suite drives the system Chromium (never Playwright's own download).
