@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 
 import keras
-import numpy as np
 
 from forge_course.errors import WidgetInputError
+from forge_course.plots.training import curve_panel
 from forge_course.widgets import _in_kernel, _png, live_frontend
 
 __all__ = ["LivePlot"]
@@ -121,7 +121,7 @@ class LivePlot(keras.callbacks.Callback):
         axes = fig.subplots(1, len(names), squeeze=False)[0]
         planned = (self.params or {}).get("epochs")
         for ax, name in zip(axes, names, strict=True):
-            _panel(ax, name, self.history[name], self.history.get(f"val_{name}"), planned)
+            curve_panel(ax, name, self.history[name], self.history.get(f"val_{name}"), planned)
         if self.title:
             fig.suptitle(self.title)
         fig.tight_layout()
@@ -143,25 +143,6 @@ class LivePlot(keras.callbacks.Callback):
         self.widget.value = _png(self.draw())
         self.redraws += 1
         self._last_draw = time.monotonic()
-
-
-def _panel(ax, name: str, train: list[float], val: list[float] | None, planned: int | None):
-    epochs = np.arange(1, len(train) + 1)
-    ax.plot(epochs, train, label="train", marker="o", markersize=3)
-    if val:
-        ax.plot(epochs[: len(val)], val, label="validation", marker="o", markersize=3)
-        best = int(np.argmin(val) if "loss" in name else np.argmax(val))
-        ax.axvline(epochs[best], color="grey", linestyle=":", linewidth=1)
-        ax.annotate(
-            f"best {val[best]:.3f}", (epochs[best], val[best]),
-            textcoords="offset points", xytext=(4, 6), fontsize=8,
-        )  # fmt: skip
-    if planned and planned > 1:
-        ax.set_xlim(0.5, planned + 0.5)  # the axis stays put while the curve grows
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(name)
-    ax.grid(alpha=0.3)
-    ax.legend()
 
 
 def _show(fig) -> None:

@@ -44,25 +44,35 @@ def plot_history(history, *, metrics: Sequence[str] | None = None, title: str | 
         raise KeyError(f"no metric {unknown[0]!r} in this history; it has {sorted(hist)}")
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
-        epochs = np.arange(1, len(hist[name]) + 1)
-        ax.plot(epochs, hist[name], label="train", marker="o", markersize=3)
-        val = hist.get(f"val_{name}")
-        if val:
-            ax.plot(epochs, val, label="validation", marker="o", markersize=3)
-            best = int(np.argmin(val) if "loss" in name else np.argmax(val))
-            ax.axvline(epochs[best], color="grey", linestyle=":", linewidth=1)
-            ax.annotate(
-                f"best {val[best]:.3f}", (epochs[best], val[best]),
-                textcoords="offset points", xytext=(4, 6), fontsize=8,
-            )  # fmt: skip
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        ax.legend()
+        curve_panel(ax, name, hist[name], hist.get(f"val_{name}"))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def curve_panel(ax, name: str, train, val=None, planned: int | None = None) -> None:
+    """Draw one metric's training (and validation) curve on ``ax``, the best epoch marked.
+
+    ``planned``: the epochs a running fit() will reach, so the x axis stays put while
+    the curve grows (``forge_course.callbacks.LivePlot`` redraws with it).
+    """
+    epochs = np.arange(1, len(train) + 1)
+    ax.plot(epochs, train, label="train", marker="o", markersize=3)
+    if val:
+        ax.plot(epochs[: len(val)], val, label="validation", marker="o", markersize=3)
+        best = int(np.argmin(val) if "loss" in name else np.argmax(val))
+        ax.axvline(epochs[best], color="grey", linestyle=":", linewidth=1)
+        ax.annotate(
+            f"best {val[best]:.3f}", (epochs[best], val[best]),
+            textcoords="offset points", xytext=(4, 6), fontsize=8,
+        )  # fmt: skip
+    if planned and planned > 1:
+        ax.set_xlim(0.5, planned + 0.5)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name)
+    ax.grid(alpha=0.3)
+    ax.legend()
 
 
 def show_images(
