@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "accuracy",
+    "maps_wrong_shapes",
     "binary_scores",
     "dataset",
     "flat_digits",
@@ -50,6 +51,21 @@ def not_a_model(value: Any) -> str | None:
 
     if not isinstance(value, keras.Model):
         return f"expected a Keras model, got {type(value).__name__}"
+    return None
+
+
+def maps_wrong_shapes(model: Any, inputs: tuple, outputs: tuple, said: str) -> str | None:
+    """A message when ``model`` is not a built model mapping ``(None, *inputs)`` to
+    ``(None, *outputs)`` (``said`` names both for the learner, e.g. "64 pixels in, 10
+    classes out"), else None."""
+    if bad := not_a_model(model):
+        return bad
+    try:
+        shapes = (tuple(model.input_shape), tuple(model.output_shape))
+    except (AttributeError, ValueError):
+        return f"the model was never built; give it keras.Input(shape={tuple(inputs)})"
+    if shapes != ((None, *inputs), (None, *outputs)):
+        return f"the model maps {shapes[0]} to {shapes[1]}; {said}"
     return None
 
 

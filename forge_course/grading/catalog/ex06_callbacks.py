@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from forge_course.grading.checks import flat_digits, not_a_model, predict
+from forge_course.grading.checks import flat_digits, maps_wrong_shapes, predict
 from forge_course.grading.spec import Check, Exercise, Task
 
 SAVE_AT_LEAST = 0.4  # share of the budget's epochs early stopping must save ...
@@ -51,15 +51,7 @@ def epochs_trained(model, p) -> float:
 
 
 def _digit_model(model) -> str | None:
-    if bad := not_a_model(model):
-        return bad
-    try:
-        shapes = (tuple(model.input_shape), tuple(model.output_shape))
-    except (AttributeError, ValueError):
-        return "the model was never built; give it keras.Input(shape=(64,))"
-    if shapes != ((None, 64), (None, 10)):
-        return f"the model maps {shapes[0]} to {shapes[1]}; 64 pixels in, 10 classes out"
-    return None
+    return maps_wrong_shapes(model, (64,), (10,), "64 pixels in, 10 classes out")
 
 
 def _probs(model, x) -> np.ndarray:

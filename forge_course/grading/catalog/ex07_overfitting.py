@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forge_course.grading.checks import dataset, not_a_model, predict
+from forge_course.grading.checks import dataset, maps_wrong_shapes, predict
 from forge_course.grading.spec import Check, Exercise, Task
 
 TRAIN_ROWS = 120
@@ -44,15 +44,7 @@ def noisy_digits() -> tuple[np.ndarray, ...]:
 
 
 def _digit_model(model) -> str | None:
-    if bad := not_a_model(model):
-        return bad
-    try:
-        shapes = (tuple(model.input_shape), tuple(model.output_shape))
-    except (AttributeError, ValueError):
-        return "the model was never built; give it keras.Input(shape=(8, 8, 1))"
-    if shapes != ((None, 8, 8, 1), (None, 10)):
-        return f"the model maps {shapes[0]} to {shapes[1]}; 8x8x1 images in, 10 classes out"
-    return None
+    return maps_wrong_shapes(model, (8, 8, 1), (10,), "8x8x1 images in, 10 classes out")
 
 
 def accuracy(model, x, y) -> float:
