@@ -16,9 +16,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from papermill.clientwrap import PapermillNotebookClient
-from papermill.engines import NBClientEngine, papermill_engines
-from papermill.utils import merge_kwargs, remove_args
+from forge_course.grading import procs
+
+procs.skip_slow_imports()  # papermill imports nbformat, and it jsonschema, next
+
+from papermill.clientwrap import PapermillNotebookClient  # noqa: E402
+from papermill.engines import NBClientEngine, papermill_engines  # noqa: E402
+from papermill.utils import merge_kwargs, remove_args  # noqa: E402
 
 __all__ = ["ENGINE", "OUTPUT_CAP", "CappedClient", "kernel_manager", "register"]
 

@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from forge_course.errors import ExecutionError, GradingError
 from forge_course.grading import params, procs, shards, worker
 from forge_course.grading import sandbox as sb
@@ -395,6 +393,8 @@ def _unscored(
 ) -> SubmissionResult:
     """The result of a submission that was never scored: the grader failed on it (every
     check ``crashed``), or the batch was stopped before it (every check ``cancelled``)."""
+    import nbformat
+
     try:
         nb = nbformat.reads(worker.read_submission(sub.path).decode(), as_version=4)
         ex = opts.exercise(worker.which_exercise(nb, sub.path).name)

@@ -28,8 +28,6 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
-
 from forge_course.errors import GradingError
 from forge_course.grading import engine, forkserver, procs
 from forge_course.grading import sandbox as sb
@@ -155,6 +153,8 @@ def read_submission(path: Path) -> bytes:
 
 def _exercise_of(sub: Submission, raw: bytes, opts: GradeOptions) -> Exercise:
     """The exercise ``sub`` answers, as this batch grades it; GradingError says why not."""
+    import nbformat
+
     try:
         name = which_exercise(nbformat.reads(raw.decode(), as_version=4), sub.path).name
     except GradingError:
@@ -354,6 +354,8 @@ def _execute(
 
 def _mark_stop(dest: Path, raw: bytes, outcome: str, message: str) -> None:
     """Make the executed notebook explain itself: a banner before the cell that stopped."""
+    import nbformat
+
     try:
         nb = nbformat.reads(dest.read_text() if dest.exists() else raw.decode(), as_version=4)
     except Exception:  # noqa: BLE001 - a missing or broken output simply gets no banner
