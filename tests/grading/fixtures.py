@@ -82,7 +82,7 @@ def replaces_check():
 # calls every tumour benign) to submit for ex02_3 instead, with its own decisions.
 UNTRAINED_TWIN = (
     "model.save('trained.keras')\n"
-    "untrained = keras.Sequential([keras.Input(shape=(x_fit.shape[1],)), norm,\n"
+    "untrained = keras.Sequential([keras.Input(shape=(x_fit.shape[1],)), model.layers[0],\n"
     "    layers.Dense(1, activation='sigmoid', kernel_initializer='zeros')])\n"
     "all_benign = np.ones(len(cancer.y_test), dtype=int)\n"
 )

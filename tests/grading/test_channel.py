@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import keras
 import numpy as np
@@ -124,3 +125,11 @@ def test_the_collector_takes_only_the_exercises_values(monkeypatch):
         assert collector.refused["ex00_1"] == "tf_version should be a number or text, got an array"
         channel.submit("ex00_1", {"tf_version": ("scalar", "2.21.0")})
         assert list(collector.received) == ["ex00_1"]
+
+
+def test_a_collector_stops_at_once():
+    """It closes after every submission: its poll interval is added to each one's time."""
+    with channel.Collector() as collector:
+        assert collector.address
+        started = time.perf_counter()
+    assert time.perf_counter() - started < 0.25
