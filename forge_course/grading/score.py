@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import os
 import platform
 from pathlib import Path
@@ -103,11 +104,11 @@ def score(request: ScoreRequest) -> Scored:
     ``error``, ``timeout`` or ``crashed``.
     """
     from forge_course.env import setup
-    from forge_course.grading.channel import decode
 
     os.environ["FORGE_COURSE_OFFLINE"] = "1"  # the kernel ran offline: so do its checks
     ex = with_extra(request.exercise, request.checks_dir)
     rows: list[CheckResult] = []
+    loaded: dict[tuple[str, str], Any] = {}  # one load per distinct model file
     for t in ex.tasks:
         if t.id not in request.artifacts or t.id in request.refused:  # a task is sent whole
             status, why = _not_received(t.id, request)
@@ -116,13 +117,26 @@ def score(request: ScoreRequest) -> Scored:
         setup(int(request.params.get("SEED", 0)), verbose=False)
         try:
             sent = request.artifacts[t.id]
-            values = {name: decode(kind, data) for name, (kind, data) in sent.items()}
+            values = {name: _decode(kind, data, loaded) for name, (kind, data) in sent.items()}
         except Exception as exc:  # noqa: BLE001
             why = f"could not load what you submitted for {t.id}: {_in_words(exc)}"[:500]
             rows += [CheckResult.zero(c, "error", why) for c in t.checks]
             continue
         rows += run_checks(t, values, request.params, t.checks)
     return Scored(rows, environment())
+
+
+def _decode(kind: str, data: bytes, loaded: dict[tuple[str, str], Any]):
+    """Decode an artifact; a model sent again byte for byte (one model answering two
+    tasks) is loaded once. Checks only read a model, as the checks of one task share it."""
+    from forge_course.grading.channel import decode
+
+    if kind != "model":
+        return decode(kind, data)
+    key = (kind, hashlib.sha256(data).hexdigest())
+    if key not in loaded:
+        loaded[key] = decode(kind, data)
+    return loaded[key]
 
 
 def _not_received(task_id: str, request: ScoreRequest) -> tuple[str, str]:
