@@ -62,6 +62,7 @@ def grade(
         ExecutionError: no Jupyter kernel to run the notebooks in (exit code 3).
         KeyboardInterrupt: SIGTERM or Ctrl-C, after the gradebook was written.
     """
+    procs.skip_slow_imports()  # before anything imports nbformat
     opts = _options(out, jobs, timeout, checks_dir, overrides, progress, only)
     if sandbox and sb.unavailable():
         raise GradingError(

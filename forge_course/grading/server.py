@@ -9,6 +9,7 @@ child reads the request itself and becomes a kernel (entering its sandbox first,
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
@@ -167,6 +168,9 @@ def serve(path: str, config: dict) -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     importlib.import_module("forge_course.data").warm()  # NumPy and files only, no TF op
+    # What was preloaded lives as long as the server: out of the garbage collector's sight,
+    # a child's full collection no longer walks its ~400,000 objects (0.37 s each time).
+    gc.freeze()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     os.chmod(path, 0o600)

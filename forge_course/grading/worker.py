@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from forge_course.errors import GradingError
-from forge_course.grading import engine, forkserver, procs
+from forge_course.grading import forkserver, procs
 from forge_course.grading import sandbox as sb
 from forge_course.grading.forkserver import Client
 from forge_course.grading.results import GradeOptions, Submission, SubmissionResult
@@ -58,6 +58,8 @@ def init(threads: int, address: tuple[str, str] | None, jobs: str | None = None)
     private = sb.Sandbox.private_of(jobs) if jobs is not None else []
     forkserver.WORKER = Client(address, sandboxed=jobs is not None, private=private)
     os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = forkserver.PROVISIONER
+    from forge_course.grading import engine  # papermill: here, not in the grader's own process
+
     engine.register()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
@@ -319,6 +321,8 @@ def _execute(
     """Run the notebook; return (outcome, message), outcome completed/error/timeout/crashed."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    from forge_course.grading import engine
 
     late = f"stopped after the {limit:g} s limit"
     kill = lambda: _kill_leftovers(client)  # noqa: E731
