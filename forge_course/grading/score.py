@@ -108,7 +108,7 @@ def score(request: ScoreRequest) -> Scored:
     os.environ["FORGE_COURSE_OFFLINE"] = "1"  # the kernel ran offline: so do its checks
     ex = with_extra(request.exercise, request.checks_dir)
     rows: list[CheckResult] = []
-    loaded: dict[tuple[str, str], Any] = {}  # one load per distinct model file
+    loaded: dict[str, Any] = {}  # SHA-256 of a model file -> the model: one load each
     for t in ex.tasks:
         if t.id not in request.artifacts or t.id in request.refused:  # a task is sent whole
             status, why = _not_received(t.id, request)
@@ -126,14 +126,14 @@ def score(request: ScoreRequest) -> Scored:
     return Scored(rows, environment())
 
 
-def _decode(kind: str, data: bytes, loaded: dict[tuple[str, str], Any]):
+def _decode(kind: str, data: bytes, loaded: dict[str, Any]):
     """Decode an artifact; a model sent again byte for byte (one model answering two
     tasks) is loaded once. Checks only read a model, as the checks of one task share it."""
     from forge_course.grading.channel import decode
 
     if kind != "model":
         return decode(kind, data)
-    key = (kind, hashlib.sha256(data).hexdigest())
+    key = hashlib.sha256(data).hexdigest()
     if key not in loaded:
         loaded[key] = decode(kind, data)
     return loaded[key]
